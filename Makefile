@@ -1,0 +1,57 @@
+# traffic-stream: the commands a user types. `make demo` and `make test` are the quick start.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+EMULATOR_PORT ?= 5050
+MLFLOW_UI_PORT ?= 5001
+TRAFFIC_HOME ?= $(CURDIR)/.traffic-stream
+export TRAFFIC_HOME
+export PYTHONPATH := $(CURDIR)
+
+# The embedded stack: a moto server on 127.0.0.1 stands in for AWS (any key works there;
+# these placeholders keep real credentials from ever being sent to it), MLflow on SQLite.
+EMBEDDED := AWS_ENDPOINT_URL=http://127.0.0.1:$(EMULATOR_PORT) AWS_ACCESS_KEY_ID=embedded \
+	AWS_SECRET_ACCESS_KEY=embedded AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
+
+.PHONY: env demo up down test test-fast watch compare mlflow-ui bench-accuracy bench-throughput lock
+
+env: $(PY)
+$(PY): Pipfile.lock
+	$(PYTHON) -m pip install --quiet --user pipenv || $(PYTHON) -m pip install --quiet pipenv
+	PIPENV_VENV_IN_PROJECT=1 PIPENV_YES=1 $(PYTHON) -m pipenv sync --dev
+	touch $(PY)
+
+lock:
+	PIPENV_VENV_IN_PROJECT=1 $(PYTHON) -m pipenv lock
+
+up: env
+	$(PY) -m infra.emulator up --port $(EMULATOR_PORT)
+
+demo: up
+	$(EMBEDDED) $(PY) -m demo $(DEMO_ARGS)
+
+down: env
+	-pkill -f "mlflow ui --backend-store-uri sqlite:///$(TRAFFIC_HOME)" || true
+	$(PY) -m infra.emulator down
+
+watch: env
+	$(EMBEDDED) $(PY) -m monitor watch
+
+compare: env
+	$(EMBEDDED) $(PY) -m monitor compare
+
+mlflow-ui: env
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(TRAFFIC_HOME)/mlflow.db --host 127.0.0.1 --port $(MLFLOW_UI_PORT)
+
+test: env
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: env
+	$(PY) -m pytest -m "not integration and not localstack and not slow" $(PYTEST_ARGS)
+
+bench-accuracy: env
+	$(PY) -m bench.accuracy $(BENCH_ARGS)
+
+bench-throughput: env
+	$(PY) -m bench.throughput $(BENCH_ARGS)

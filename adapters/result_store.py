@@ -1,0 +1,153 @@
+"""The S3 layout of results: Hive-style partitions by event date, Parquet files.
+
+``s3://<bucket>/predictions/event_date=YYYY-MM-DD/<shard>-<first sequence>.parquet``
+holds result rows (readable by Athena, DuckDB or pandas with hive partitioning), and
+``s3://<bucket>/dead-letters/shard_id=<shard>/<first sequence>.jsonl`` the records that
+could not be used, each with its reason and raw payload.
+
+Keys are derived from the first sequence number of what they hold, so writing the same
+batch again after a crash replaces objects instead of adding new ones.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from core.processing import DeadLetter
+
+PREDICTIONS_PREFIX = "predictions/"
+HISTORY_PREFIX = "history/"
+#: The stations' state (lag history and online model) after the initial training data,
+#: from which a consumer starts a shard that has no checkpoint yet.
+SEED_KEY = f"{HISTORY_PREFIX}online-seed.pkl"
+DEAD_LETTER_PREFIX = "dead-letters/"
+PARTITION = "event_date"
+
+ROW_SCHEMA = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("station_id", pa.string()),
+        ("event_time", pa.string()),
+        ("traffic_volume", pa.int64()),
+        ("batch_prediction", pa.float64()),
+        ("online_prediction", pa.float64()),
+        ("batch_model_version", pa.string()),
+        ("online_updates", pa.int64()),
+        ("temp", pa.float64()),
+        ("rain_1h", pa.float64()),
+        ("snow_1h", pa.float64()),
+        ("clouds_all", pa.int64()),
+        ("weather", pa.string()),
+        ("holiday", pa.string()),
+        ("shard_id", pa.string()),
+        ("sequence_number", pa.string()),
+        ("processed_at", pa.string()),
+    ]
+)
+
+
+def prediction_key(event_date: str, shard_id: str, first_sequence: str) -> str:
+    return f"{PREDICTIONS_PREFIX}{PARTITION}={event_date}/{shard_id}-{first_sequence}.parquet"
+
+
+def dead_letter_key(shard_id: str, first_sequence: str) -> str:
+    return f"{DEAD_LETTER_PREFIX}shard_id={shard_id}/{first_sequence}.jsonl"
+
+
+@dataclass
+class ResultStore:
+    s3: object
+    bucket: str
+    _seen: set[str] = field(default_factory=set)
+
+    def write_rows(self, rows: Sequence[dict[str, object]]) -> list[str]:
+        """Write rows as one Parquet object per event date; returns the keys written."""
+        by_date: dict[str, list[dict[str, object]]] = defaultdict(list)
+        for row in rows:
+            by_date[str(row[PARTITION])].append(row)
+        keys = []
+        for event_date, group in by_date.items():
+            key = prediction_key(event_date, str(group[0]["shard_id"]), str(group[0]["sequence_number"]))
+            buffer = io.BytesIO()
+            pq.write_table(pa.Table.from_pylist(group, schema=ROW_SCHEMA), buffer, compression="zstd")
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=buffer.getvalue())
+            keys.append(key)
+        return keys
+
+    def write_dead_letters(self, letters: Sequence[DeadLetter], recorded_at: str) -> str | None:
+        if not letters:
+            return None
+        key = dead_letter_key(letters[0].shard_id, letters[0].sequence_number)
+        body = "".join(json.dumps(d.as_dict(recorded_at)) + "\n" for d in letters)
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body.encode("utf-8"))
+        return key
+
+    def write_history(self, rows: Sequence[dict[str, object]], chunk: int = 20_000) -> list[str]:
+        """Store the rows a model was first trained on, so retraining needs only the bucket."""
+        keys = []
+        for i in range(0, len(rows), chunk):
+            key = f"{HISTORY_PREFIX}part-{i // chunk:05d}.parquet"
+            buffer = io.BytesIO()
+            pq.write_table(pa.Table.from_pylist(list(rows[i : i + chunk]), schema=ROW_SCHEMA), buffer, compression="zstd")
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=buffer.getvalue())
+            keys.append(key)
+        return keys
+
+    def read_history(self) -> pd.DataFrame:
+        frames = [
+            pq.read_table(io.BytesIO(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())).to_pandas()
+            for key in self.list_keys(HISTORY_PREFIX)
+        ]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ROW_SCHEMA.names)
+
+    def write_seed(self, blob: bytes) -> None:
+        self.s3.put_object(Bucket=self.bucket, Key=SEED_KEY, Body=blob)
+
+    def read_seed(self) -> bytes | None:
+        try:
+            return self.s3.get_object(Bucket=self.bucket, Key=SEED_KEY)["Body"].read()
+        except self.s3.exceptions.NoSuchKey:
+            return None
+
+    def list_keys(self, prefix: str) -> list[str]:
+        keys = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            keys.extend(obj["Key"] for obj in page.get("Contents", []))
+        return keys
+
+    def read_prediction_objects(self, keys: Iterable[str]) -> pd.DataFrame:
+        frames = []
+        for key in keys:
+            body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            frame = pq.read_table(io.BytesIO(body)).to_pandas()
+            frame[PARTITION] = key.split(f"{PARTITION}=", 1)[1].split("/", 1)[0]
+            frames.append(frame)
+        if not frames:
+            return pd.DataFrame(columns=[*ROW_SCHEMA.names, PARTITION])
+        return pd.concat(frames, ignore_index=True)
+
+    def read_predictions(self) -> pd.DataFrame:
+        """All result rows in the bucket, in event-time order."""
+        frame = self.read_prediction_objects(self.list_keys(PREDICTIONS_PREFIX))
+        return frame.sort_values(["station_id", "event_time"], kind="stable").reset_index(drop=True)
+
+    def read_new_predictions(self) -> pd.DataFrame:
+        """Rows of objects not read before by this store (for followers and the retrainer)."""
+        fresh = [k for k in self.list_keys(PREDICTIONS_PREFIX) if k not in self._seen]
+        self._seen.update(fresh)
+        return self.read_prediction_objects(fresh)
+
+    def read_dead_letters(self) -> list[dict[str, object]]:
+        letters = []
+        for key in self.list_keys(DEAD_LETTER_PREFIX):
+            body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode("utf-8")
+            letters.extend(json.loads(line) for line in body.splitlines() if line)
+        return letters

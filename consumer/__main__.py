@@ -1,0 +1,57 @@
+"""``python -m consumer``: read the stream, predict with both models, write results to S3.
+
+Stops gracefully on SIGTERM or SIGINT (finishes and checkpoints the batch in hand), or
+after ``--idle-exit`` seconds without records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from adapters import aws, model_registry
+from adapters.result_store import ResultStore
+from consumer.checkpoints import CheckpointStore
+from consumer.streaming_run import StreamingRun
+from consumer.worker import Consumer
+from core.config import Settings
+
+
+def build(settings: Settings, track: bool = True) -> Consumer:
+    s3 = aws.client("s3", settings)
+    model_registry.connect(settings)
+    champion = model_registry.Champion(settings)
+    return Consumer(
+        settings,
+        aws.client("kinesis", settings),
+        ResultStore(s3, settings.bucket),
+        CheckpointStore(aws.client("dynamodb", settings), s3, settings.checkpoint_table, settings.bucket, settings.app_name),
+        champion,
+        StreamingRun(settings) if track else None,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m consumer", description=__doc__.splitlines()[0])
+    parser.add_argument("--idle-exit", type=float, default=None, help="stop after this many seconds without records")
+    parser.add_argument("--no-tracking", action="store_true", help="do not log a streaming run to MLflow")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env()
+    consumer = build(settings, track=not args.no_tracking)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stats = consumer.run(stop, args.idle_exit)
+    logging.getLogger("consumer").info(
+        "stopped: %d records, %d results, %d dead letters, %d batches, %d failed batches",
+        stats.records, stats.rows, stats.dead_letters, stats.batches, stats.failures,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""The consumer loop: every shard, from its checkpoint, batch by batch, exactly once in effect.
+
+Per batch: process (pure, :mod:`core.processing`), mark the batch pending in the
+checkpoint, write results and dead letters to S3 under keys derived from the batch, then
+store the new state and move the checkpoint. A crash anywhere in between is repaired on
+restart by re-processing exactly the pending range from the committed state. A shard is
+read from TRIM_HORIZON when it has no checkpoint, and a child shard only after its parents
+have been read to their end.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from botocore.exceptions import ClientError
+
+from adapters.model_registry import Champion
+from adapters.result_store import ResultStore
+from consumer.checkpoints import Checkpoint, CheckpointStore
+from core.state_codec import dump_states, load_states
+from consumer.streaming_run import StreamingRun
+from core.config import Settings
+from core.processing import RawRecord, StationState, process_batch
+
+log = logging.getLogger(__name__)
+
+DISCOVERY_SECONDS = 10.0
+
+
+@dataclass
+class ShardCursor:
+    shard_id: str
+    parent_ids: tuple[str, ...]
+    checkpoint: Checkpoint
+    committed_blob: bytes
+    states: dict[str, StationState] = field(default_factory=dict)
+    iterator: str | None = None
+    finished: bool = False
+
+
+@dataclass
+class ConsumerStats:
+    records: int = 0
+    rows: int = 0
+    dead_letters: int = 0
+    batches: int = 0
+    failures: int = 0
+
+
+class Consumer:
+    def __init__(
+        self,
+        settings: Settings,
+        kinesis,
+        store: ResultStore,
+        checkpoints: CheckpointStore,
+        champion: Champion | None,
+        streaming_run: StreamingRun | None = None,
+    ) -> None:
+        self.settings = settings
+        self.kinesis = kinesis
+        self.store = store
+        self.checkpoints = checkpoints
+        self.champion = champion
+        self.streaming_run = streaming_run
+        self.cursors: dict[str, ShardCursor] = {}
+        self.stats = ConsumerStats()
+        self._discovered_at = -DISCOVERY_SECONDS
+        self._seed: bytes | None = None
+
+    def seed(self) -> bytes:
+        """Where a shard without a checkpoint starts: the state training left, if any."""
+        if self._seed is None:
+            self._seed = self.store.read_seed() or dump_states({})
+        return self._seed
+
+    # -- shards ---------------------------------------------------------------------------
+
+    def discover(self) -> None:
+        shards, token = [], None
+        while True:
+            kwargs = {"NextToken": token} if token else {"StreamName": self.settings.stream_name}
+            page = self.kinesis.list_shards(**kwargs)
+            shards.extend(page["Shards"])
+            token = page.get("NextToken")
+            if not token:
+                break
+        for shard in shards:
+            if shard["ShardId"] not in self.cursors:
+                parents = tuple(p for p in (shard.get("ParentShardId"), shard.get("AdjacentParentShardId")) if p)
+                self.cursors[shard["ShardId"]] = self._open(shard["ShardId"], parents)
+        self._discovered_at = time.monotonic()
+
+    def _open(self, shard_id: str, parents: tuple[str, ...]) -> ShardCursor:
+        checkpoint = self.checkpoints.get(shard_id)
+        blob = self.checkpoints.load_state_blob(checkpoint) or self.seed()
+        cursor = ShardCursor(shard_id, parents, checkpoint, blob, load_states(blob), finished=checkpoint.shard_end)
+        log.info("shard %s: starting %s", shard_id,
+                 f"after {checkpoint.sequence_number}" if checkpoint.sequence_number else "at TRIM_HORIZON")
+        return cursor
+
+    def _ready(self, cursor: ShardCursor) -> bool:
+        if cursor.finished:
+            return False
+        return all(self.cursors[p].finished for p in cursor.parent_ids if p in self.cursors)
+
+    def _new_iterator(self, cursor: ShardCursor) -> str:
+        kwargs = {"StreamName": self.settings.stream_name, "ShardId": cursor.shard_id}
+        if cursor.checkpoint.sequence_number:
+            kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=cursor.checkpoint.sequence_number)
+        else:
+            kwargs["ShardIteratorType"] = "TRIM_HORIZON"
+        return self.kinesis.get_shard_iterator(**kwargs)["ShardIterator"]
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def poll(self) -> int:
+        """Read one batch from every shard that is ready; returns how many records were handled."""
+        if time.monotonic() - self._discovered_at >= DISCOVERY_SECONDS:
+            self.discover()
+        if self.champion is not None:
+            self.champion.refresh()
+        handled = 0
+        for cursor in list(self.cursors.values()):
+            if self._ready(cursor):
+                handled += self._poll_shard(cursor)
+        return handled
+
+    def _poll_shard(self, cursor: ShardCursor) -> int:
+        try:
+            if cursor.checkpoint.pending_until is not None:
+                records = self._read_pending(cursor)
+                if records:
+                    self._handle(cursor, records)
+                cursor.iterator = None  # continue after the repaired range, from the checkpoint
+                return len(records)
+            if cursor.iterator is None:
+                cursor.iterator = self._new_iterator(cursor)
+            response = self.kinesis.get_records(ShardIterator=cursor.iterator, Limit=self.settings.batch_size)
+            records = response["Records"]
+            if records:
+                self._handle(cursor, records)
+            cursor.iterator = response.get("NextShardIterator")
+            if cursor.iterator is None:
+                self._finish(cursor)
+            return len(records)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ExpiredIteratorException":
+                log.info("shard %s: iterator expired, renewing from the checkpoint", cursor.shard_id)
+                cursor.iterator = None
+            else:
+                self._fail(cursor, exc)
+            return 0
+        except Exception as exc:  # S3/DynamoDB down, a model failing: retry the batch later
+            self._fail(cursor, exc)
+            return 0
+
+    def _read_pending(self, cursor: ShardCursor) -> list[dict]:
+        """Re-read exactly the range a crashed predecessor was writing."""
+        until = int(cursor.checkpoint.pending_until)
+        log.info("shard %s: re-processing the pending range up to %s", cursor.shard_id, until)
+        records: list[dict] = []
+        iterator = self._new_iterator(cursor)
+        while iterator:
+            response = self.kinesis.get_records(ShardIterator=iterator, Limit=self.settings.batch_size)
+            batch = [r for r in response["Records"] if int(r["SequenceNumber"]) <= until]
+            records.extend(batch)
+            if len(batch) < len(response["Records"]) or (records and int(records[-1]["SequenceNumber"]) >= until):
+                break
+            if not response["Records"] and response.get("MillisBehindLatest", 0) == 0:
+                break  # the range is no longer on the stream (trimmed): keep what there is
+            iterator = response.get("NextShardIterator")
+        return records
+
+    def _handle(self, cursor: ShardCursor, records: list[dict]) -> None:
+        raws = [RawRecord(r["Data"], cursor.shard_id, r["SequenceNumber"], r.get("PartitionKey", "")) for r in records]
+        now = datetime.now(UTC).isoformat()
+        predictor = self.champion if self.champion is not None and self.champion.ready else None
+        outcome = process_batch(raws, cursor.states, predictor, now)
+        last = raws[-1].sequence_number
+        self.checkpoints.begin(cursor.shard_id, last)
+        cursor.checkpoint = replace(cursor.checkpoint, pending_until=last)
+        self.store.write_rows(outcome.rows)
+        self.store.write_dead_letters(outcome.dead_letters, now)
+        for letter in outcome.dead_letters:
+            log.warning("dead letter %s/%s: %s", letter.shard_id, letter.sequence_number, letter.message[:300])
+        blob = dump_states(cursor.states)
+        cursor.checkpoint = self.checkpoints.commit(cursor.shard_id, last, blob, cursor.checkpoint)
+        cursor.committed_blob = blob
+        self.stats.records += len(raws)
+        self.stats.rows += len(outcome.rows)
+        self.stats.dead_letters += len(outcome.dead_letters)
+        self.stats.batches += 1
+        if self.streaming_run is not None:
+            self.streaming_run.observe(outcome.rows, len(outcome.dead_letters))
+
+    def _finish(self, cursor: ShardCursor) -> None:
+        cursor.checkpoint = self.checkpoints.commit(
+            cursor.shard_id, cursor.checkpoint.sequence_number, cursor.committed_blob, cursor.checkpoint, shard_end=True
+        )
+        cursor.finished = True
+        log.info("shard %s: read to its end (closed after resharding)", cursor.shard_id)
+
+    def _fail(self, cursor: ShardCursor, exc: Exception) -> None:
+        # Roll the in-memory state back to the last commit: the batch will be read again.
+        self.stats.failures += 1
+        cursor.states = load_states(cursor.committed_blob)
+        cursor.iterator = None
+        log.error("shard %s: batch failed, will retry from the checkpoint: %s: %s", cursor.shard_id, type(exc).__name__, exc)
+
+    # -- loop -------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event, idle_exit_seconds: float | None = None) -> ConsumerStats:
+        idle_since = time.monotonic()
+        backoff = self.settings.poll_seconds
+        while not stop.is_set():
+            try:
+                handled = self.poll()
+            except Exception as exc:  # listing shards or the registry failing: wait and retry
+                log.error("poll failed: %s: %s", type(exc).__name__, exc)
+                handled, backoff = 0, min(backoff * 2, 30.0)
+            else:
+                backoff = self.settings.poll_seconds
+            if handled:
+                idle_since = time.monotonic()
+                continue
+            if idle_exit_seconds is not None and time.monotonic() - idle_since >= idle_exit_seconds:
+                log.info("no records for %.0f s: stopping", idle_exit_seconds)
+                break
+            stop.wait(backoff)
+        if self.streaming_run is not None:
+            self.streaming_run.close()
+        return self.stats

@@ -1,0 +1,86 @@
+"""The batch model: a scikit-learn pipeline over the shared features.
+
+Gradient-boosted trees handle the missing lags (an absent hour) natively, so no
+imputation hides the difference between "no traffic" and "no data". The
+hyperparameters were chosen on data before 2017 only (train to 2015-12-31, validate on
+2016); see ``bench/accuracy``.
+
+>>> from core import synthetic, dataset, features
+>>> records = dataset.to_records(synthetic.generate(hours=24 * 60, seed=3), "301")
+>>> X, y, _ = features.training_frame(records)
+>>> model = build_pipeline(max_iter=20).fit(X, y)
+>>> model.predict(X.head(3)).shape
+(3,)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OrdinalEncoder
+
+from core.features import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+
+DEFAULT_PARAMS = {
+    "loss": "squared_error",
+    "learning_rate": 0.05,
+    "max_iter": 600,
+    "max_leaf_nodes": 63,
+    "min_samples_leaf": 20,
+    "l2_regularization": 1.0,
+    "random_state": 0,
+}
+
+
+def build_pipeline(**overrides: object) -> Pipeline:
+    params = {**DEFAULT_PARAMS, **overrides}
+    encode = ColumnTransformer(
+        [
+            (
+                "weather",
+                OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan, encoded_missing_value=np.nan),
+                list(CATEGORICAL_FEATURES),
+            ),
+        ],
+        remainder="passthrough",
+        verbose_feature_names_out=False,
+    ).set_output(transform="pandas")
+    regressor = HistGradientBoostingRegressor(categorical_features=list(CATEGORICAL_FEATURES), **params)
+    return Pipeline([("encode", encode), ("regress", regressor)])
+
+
+@dataclass(frozen=True)
+class Scores:
+    mae: float
+    rmse: float
+    r2: float
+    n: int
+
+    def as_metrics(self, prefix: str = "") -> dict[str, float]:
+        return {f"{prefix}mae": self.mae, f"{prefix}rmse": self.rmse, f"{prefix}r2": self.r2}
+
+
+def score(y_true, y_pred) -> Scores:
+    """MAE, RMSE and R² of predictions, ignoring rows where either side is missing."""
+    y_true = np.asarray(y_true, dtype="float64")
+    y_pred = np.asarray(y_pred, dtype="float64")
+    ok = ~(np.isnan(y_true) | np.isnan(y_pred))
+    y_true, y_pred = y_true[ok], y_pred[ok]
+    if len(y_true) == 0:
+        return Scores(mae=float("nan"), rmse=float("nan"), r2=float("nan"), n=0)
+    err = y_pred - y_true
+    ss_tot = float(((y_true - y_true.mean()) ** 2).sum())
+    return Scores(
+        mae=float(np.abs(err).mean()),
+        rmse=float(np.sqrt((err**2).mean())),
+        r2=1.0 - float((err**2).sum()) / ss_tot if ss_tot else float("nan"),
+        n=int(len(y_true)),
+    )
+
+
+def feature_names() -> list[str]:
+    return list(NUMERIC_FEATURES + CATEGORICAL_FEATURES)

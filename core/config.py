@@ -1,0 +1,110 @@
+"""Configuration, read from the environment in exactly one place.
+
+Every component builds a :class:`Settings` with :meth:`Settings.from_env` and passes it
+down; nothing else in the project reads ``os.environ`` for its own configuration.
+Which AWS (real, LocalStack or the embedded emulator) is used is decided by the
+standard boto3 variables alone (``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_<SERVICE>``,
+``AWS_PROFILE``, ...), which boto3 reads itself, so no endpoint appears here.
+
+>>> s = Settings.from_env({"TRAFFIC_STREAM_NAME": "s", "TRAFFIC_RETRAIN_EVERY_DAYS": "7"})
+>>> s.stream_name, s.retrain_every_days
+('s', 7.0)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+#: The variables this module reads, with their defaults. Tests check that every
+#: variable the compose file sets is one of these or a standard AWS/MLflow one.
+ENVIRONMENT = {
+    "TRAFFIC_HOME": ".traffic-stream",
+    "TRAFFIC_DATA": "",
+    "TRAFFIC_CACHE_DIR": "~/.cache/traffic-stream",
+    "TRAFFIC_STATION_ID": "301",
+    "TRAFFIC_STREAM_NAME": "traffic-stream-events",
+    "TRAFFIC_STREAM_SHARDS": "1",
+    "TRAFFIC_BUCKET": "traffic-stream-predictions",
+    "TRAFFIC_MLFLOW_BUCKET": "traffic-stream-mlflow",
+    "TRAFFIC_CHECKPOINT_TABLE": "traffic-stream-checkpoints",
+    "TRAFFIC_APP_NAME": "traffic-stream-consumer",
+    "TRAFFIC_EXPERIMENT": "traffic-stream",
+    "TRAFFIC_MODEL_NAME": "traffic-volume-batch",
+    "TRAFFIC_RETRAIN_EVERY_DAYS": "30",
+    "TRAFFIC_HOLDOUT_DAYS": "14",
+    "TRAFFIC_BATCH_SIZE": "500",
+    "TRAFFIC_POLL_SECONDS": "0.2",
+    "TRAFFIC_CHAMPION_REFRESH_SECONDS": "10",
+    "TRAFFIC_REPLAY_SPEED": "1",
+    "TRAFFIC_RESOURCE_PREFIX": "traffic-stream",
+    "MLFLOW_TRACKING_URI": "",
+    "AWS_REGION": "",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    data_path: str
+    cache_dir: Path
+    station_id: str
+    stream_name: str
+    stream_shards: int
+    bucket: str
+    mlflow_bucket: str
+    checkpoint_table: str
+    app_name: str
+    experiment: str
+    model_name: str
+    retrain_every_days: float
+    holdout_days: float
+    batch_size: int
+    poll_seconds: float
+    champion_refresh_seconds: float
+    replay_speed: str
+    resource_prefix: str
+    tracking_uri: str
+    region: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str:
+            value = env.get(name, "")
+            return value if value != "" else ENVIRONMENT[name]
+
+        home = Path(get("TRAFFIC_HOME")).expanduser().resolve()
+        tracking_uri = get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
+        return cls(
+            home=home,
+            data_path=get("TRAFFIC_DATA"),
+            cache_dir=Path(get("TRAFFIC_CACHE_DIR")).expanduser(),
+            station_id=get("TRAFFIC_STATION_ID"),
+            stream_name=get("TRAFFIC_STREAM_NAME"),
+            stream_shards=int(get("TRAFFIC_STREAM_SHARDS")),
+            bucket=get("TRAFFIC_BUCKET"),
+            mlflow_bucket=get("TRAFFIC_MLFLOW_BUCKET"),
+            checkpoint_table=get("TRAFFIC_CHECKPOINT_TABLE"),
+            app_name=get("TRAFFIC_APP_NAME"),
+            experiment=get("TRAFFIC_EXPERIMENT"),
+            model_name=get("TRAFFIC_MODEL_NAME"),
+            retrain_every_days=float(get("TRAFFIC_RETRAIN_EVERY_DAYS")),
+            holdout_days=float(get("TRAFFIC_HOLDOUT_DAYS")),
+            batch_size=int(get("TRAFFIC_BATCH_SIZE")),
+            poll_seconds=float(get("TRAFFIC_POLL_SECONDS")),
+            champion_refresh_seconds=float(get("TRAFFIC_CHAMPION_REFRESH_SECONDS")),
+            replay_speed=get("TRAFFIC_REPLAY_SPEED"),
+            resource_prefix=get("TRAFFIC_RESOURCE_PREFIX"),
+            tracking_uri=tracking_uri,
+            region=get("AWS_REGION") or get("AWS_DEFAULT_REGION"),
+        )
+
+    def replace(self, **changes: object) -> Settings:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(changes)
+        return Settings(**values)  # type: ignore[arg-type]

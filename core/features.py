@@ -1,0 +1,171 @@
+"""Causal features, one definition for training and serving.
+
+A :class:`StationHistory` is the per-station state a consumer keeps (and checkpoints):
+the volumes of the last week by wall-clock hour and the dates marked as holidays. The
+features of a record depend only on the record and on the history *before* it, so the
+training path (:func:`training_frame`) and the serving path (the consumer calling
+:meth:`StationHistory.features` then :meth:`StationHistory.observe`) give identical
+features for the same history.
+
+>>> from datetime import datetime
+>>> from core.schema import TrafficRecord
+>>> def rec(hour, volume, holiday=None):
+...     return TrafficRecord.build(station_id="301", local_time=datetime(2017, 1, 2, hour),
+...         temp=100.0, rain_1h=0.0, snow_1h=0.0, clouds_all=0, weather=[("Clear", "sky is clear")],
+...         holiday=holiday, traffic_volume=volume)
+>>> h = StationHistory()
+>>> h.observe(rec(0, 500, holiday="New Years Day"))
+>>> f = h.features(rec(1, 400))
+>>> f["lag_1h"], f["is_holiday"], f["temp_c"] != f["temp_c"]   # 100 K is a sensor fault -> NaN
+(500.0, 1.0, True)
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable
+from datetime import date, datetime
+
+import pandas as pd
+
+from core.schema import DecodeError, TrafficRecord
+
+NUMERIC_FEATURES = (
+    "hour",
+    "weekday",
+    "month",
+    "hour_of_week",
+    "is_holiday",
+    "temp_c",
+    "rain_1h",
+    "snow_1h",
+    "clouds_all",
+    "lag_1h",
+    "lag_24h",
+    "lag_168h",
+    "mean_24h",
+)
+CATEGORICAL_FEATURES = ("weather_main",)
+FEATURE_COLUMNS = NUMERIC_FEATURES + CATEGORICAL_FEATURES
+
+#: Below this a reading is a sensor fault (the source has 0 K readings), not weather.
+MIN_PLAUSIBLE_KELVIN = 200.0
+#: Above this an hourly rain or snow reading is a fault (the source has a 9,831 mm hour;
+#: the world record is about 300 mm in an hour).
+MAX_PLAUSIBLE_MM_PER_HOUR = 300.0
+#: How far back the lags reach, in hours.
+WINDOW_HOURS = 168
+NAN = math.nan
+_EPOCH = datetime(1970, 1, 1)
+
+
+def hour_ordinal(local_time: datetime) -> int:
+    """Whole hours since 1970 on the station's wall clock (lags are by wall-clock hour)."""
+    return int((local_time - _EPOCH).total_seconds() // 3600)
+
+
+def clean_weather(record: TrafficRecord) -> dict[str, float | str]:
+    temp = record.temp
+    temp_c = temp - 273.15 if temp is not None and temp >= MIN_PLAUSIBLE_KELVIN else NAN
+    rain = record.rain_1h if record.rain_1h <= MAX_PLAUSIBLE_MM_PER_HOUR else NAN
+    snow = record.snow_1h if record.snow_1h <= MAX_PLAUSIBLE_MM_PER_HOUR else NAN
+    return {
+        "temp_c": temp_c,
+        "rain_1h": rain,
+        "snow_1h": snow,
+        "clouds_all": float(record.clouds_all),
+        "weather_main": record.weather[0].main,
+    }
+
+
+class StationHistory:
+    """What one station's past says about its next hour; small, picklable, causal."""
+
+    __slots__ = ("volumes", "hours", "holiday_dates", "last_hour")
+
+    def __init__(self) -> None:
+        self.volumes: dict[int, int] = {}
+        self.hours: deque[int] = deque()
+        self.holiday_dates: set[date] = set()
+        self.last_hour: int | None = None
+
+    def check_order(self, record: TrafficRecord) -> None:
+        """Refuse a record that is not strictly after the last one seen for this station."""
+        hour = hour_ordinal(record.local_time)
+        if self.last_hour is not None and hour <= self.last_hour:
+            if hour in self.volumes or hour == self.last_hour:
+                raise DecodeError("duplicate_event", f"{record.event_id} was already processed")
+            raise DecodeError(
+                "out_of_order", f"{record.event_id} is older than the last hour processed for {record.station_id}"
+            )
+
+    def features(self, record: TrafficRecord) -> dict[str, float | str]:
+        local = record.local_time
+        hour = hour_ordinal(local)
+        get = self.volumes.get
+        recent = [v for v in (get(hour - k) for k in range(1, 25)) if v is not None]
+        is_holiday = record.holiday is not None or local.date() in self.holiday_dates
+        features: dict[str, float | str] = {
+            "hour": float(local.hour),
+            "weekday": float(local.weekday()),
+            "month": float(local.month),
+            "hour_of_week": float(local.weekday() * 24 + local.hour),
+            "is_holiday": 1.0 if is_holiday else 0.0,
+            "lag_1h": _float(get(hour - 1)),
+            "lag_24h": _float(get(hour - 24)),
+            "lag_168h": _float(get(hour - 168)),
+            "mean_24h": sum(recent) / len(recent) if recent else NAN,
+        }
+        features.update(clean_weather(record))
+        return features
+
+    def observe(self, record: TrafficRecord) -> None:
+        local = record.local_time
+        hour = hour_ordinal(local)
+        self.volumes[hour] = record.traffic_volume
+        self.hours.append(hour)
+        while self.hours and self.hours[0] < hour - WINDOW_HOURS:
+            del self.volumes[self.hours.popleft()]
+        if record.holiday is not None:
+            self.holiday_dates = {d for d in self.holiday_dates if (local.date() - d).days < 2}
+            self.holiday_dates.add(local.date())
+        self.last_hour = hour
+
+    def __getstate__(self) -> tuple:
+        return (self.volumes, self.hours, self.holiday_dates, self.last_hour)
+
+    def __setstate__(self, state: tuple) -> None:
+        self.volumes, self.hours, self.holiday_dates, self.last_hour = state
+
+
+def _float(value: int | None) -> float:
+    return NAN if value is None else float(value)
+
+
+def to_frame(rows: list[dict[str, float | str]]) -> pd.DataFrame:
+    """Feature dicts as the DataFrame the batch model takes (fixed column order and dtypes)."""
+    frame = pd.DataFrame.from_records(rows, columns=list(FEATURE_COLUMNS))
+    frame[list(NUMERIC_FEATURES)] = frame[list(NUMERIC_FEATURES)].astype("float64")
+    frame["weather_main"] = frame["weather_main"].astype(object)
+    return frame
+
+
+def training_frame(records: Iterable[TrafficRecord]) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
+    """Features, target and local event times for records in stream order, as serving sees them.
+
+    Records that serving would refuse (a duplicate or out-of-order hour) are skipped here too.
+    """
+    histories: dict[str, StationHistory] = {}
+    rows, targets, times = [], [], []
+    for record in records:
+        history = histories.setdefault(record.station_id, StationHistory())
+        try:
+            history.check_order(record)
+        except DecodeError:
+            continue
+        rows.append(history.features(record))
+        history.observe(record)
+        targets.append(float(record.traffic_volume))
+        times.append(record.local_time)
+    return to_frame(rows), pd.Series(targets, name="traffic_volume"), pd.Series(pd.to_datetime(times), name="local_time")

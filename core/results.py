@@ -1,0 +1,87 @@
+"""The rows the consumer writes to S3, and their way back to records for retraining.
+
+A result row carries the prediction of both models beside the actual volume, plus the
+inputs of the hour, so that the prediction table alone is enough to retrain on "all
+records seen so far" and to audit any prediction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+
+from core.schema import TrafficRecord, WeatherCondition
+
+RESULT_COLUMNS = (
+    "event_id",
+    "station_id",
+    "event_time",
+    "event_date",
+    "traffic_volume",
+    "batch_prediction",
+    "online_prediction",
+    "batch_model_version",
+    "online_updates",
+    "temp",
+    "rain_1h",
+    "snow_1h",
+    "clouds_all",
+    "weather",
+    "holiday",
+    "shard_id",
+    "sequence_number",
+    "processed_at",
+)
+
+
+def result_row(
+    record: TrafficRecord,
+    *,
+    batch_prediction: float | None,
+    online_prediction: float | None,
+    batch_model_version: str | None,
+    online_updates: int,
+    shard_id: str,
+    sequence_number: str,
+    processed_at: str,
+) -> dict[str, object]:
+    return {
+        "event_id": record.event_id,
+        "station_id": record.station_id,
+        "event_time": record.event_time.isoformat(),
+        "event_date": record.local_time.date().isoformat(),
+        "traffic_volume": record.traffic_volume,
+        "batch_prediction": batch_prediction,
+        "online_prediction": online_prediction,
+        "batch_model_version": batch_model_version,
+        "online_updates": online_updates,
+        "temp": record.temp,
+        "rain_1h": record.rain_1h,
+        "snow_1h": record.snow_1h,
+        "clouds_all": record.clouds_all,
+        "weather": json.dumps([[w.main, w.description] for w in record.weather]),
+        "holiday": record.holiday,
+        "shard_id": shard_id,
+        "sequence_number": sequence_number,
+        "processed_at": processed_at,
+    }
+
+
+def record_from_row(row: Mapping[str, object]) -> TrafficRecord:
+    """Rebuild the input record of a result row (inverse of :func:`result_row` on its inputs)."""
+    temp = row["temp"]
+    holiday = row["holiday"]
+    return TrafficRecord(
+        schema_version=1,
+        event_id=str(row["event_id"]),
+        station_id=str(row["station_id"]),
+        event_time=datetime.fromisoformat(str(row["event_time"])),
+        temp=None if temp is None or temp != temp else float(temp),  # type: ignore[operator]
+        rain_1h=float(row["rain_1h"]),  # type: ignore[arg-type]
+        snow_1h=float(row["snow_1h"]),  # type: ignore[arg-type]
+        clouds_all=int(row["clouds_all"]),  # type: ignore[call-overload]
+        weather=[WeatherCondition(main=m, description=d) for m, d in json.loads(str(row["weather"]))],
+        holiday=None if holiday is None or holiday != holiday else str(holiday),  # type: ignore[comparison-overlap]
+        traffic_volume=int(row["traffic_volume"]),  # type: ignore[call-overload]
+    )

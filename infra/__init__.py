@@ -1,0 +1,1 @@
+"""Provisioning: stream, buckets, checkpoint table and least-privilege IAM, idempotently."""

@@ -1,0 +1,198 @@
+"""Create and delete every AWS resource of the system, idempotently.
+
+Run it as often as you like: what exists is left as it is (policies are updated to the
+current documents). The same code provisions the embedded emulator, LocalStack or real
+AWS; which one is decided by the standard AWS configuration alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+from botocore.exceptions import ClientError
+
+from adapters import aws
+from core.config import Settings
+from infra.policies import POLICIES, Resources
+
+log = logging.getLogger(__name__)
+
+
+def _code(exc: ClientError) -> str:
+    return exc.response["Error"]["Code"]
+
+
+@dataclass
+class Provisioner:
+    settings: Settings
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.kinesis = aws.client("kinesis", s)
+        self.s3 = aws.client("s3", s)
+        self.dynamodb = aws.client("dynamodb", s)
+        self.iam = aws.client("iam", s)
+        self.sts = aws.client("sts", s)
+
+    def resources(self) -> Resources:
+        identity = self.sts.get_caller_identity()
+        partition = identity["Arn"].split(":")[1]
+        s = self.settings
+        return Resources(partition, s.region, identity["Account"], s.stream_name, s.bucket, s.mlflow_bucket, s.checkpoint_table)
+
+    # -- create -----------------------------------------------------------------------------
+
+    def create(self, with_iam: bool = True) -> dict[str, object]:
+        s = self.settings
+        self.create_stream(s.stream_name, s.stream_shards)
+        for bucket in (s.bucket, s.mlflow_bucket):
+            self.create_bucket(bucket)
+        self.create_table(s.checkpoint_table)
+        policies = self.create_iam() if with_iam else {}
+        return {"stream": s.stream_name, "buckets": [s.bucket, s.mlflow_bucket], "table": s.checkpoint_table, "policies": policies}
+
+    def create_stream(self, name: str, shards: int) -> None:
+        try:
+            self.kinesis.create_stream(StreamName=name, ShardCount=shards)
+            log.info("created stream %s with %d shard(s)", name, shards)
+        except ClientError as exc:
+            if _code(exc) != "ResourceInUseException":
+                raise
+        self.kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+
+    def create_bucket(self, name: str) -> None:
+        kwargs: dict[str, object] = {"Bucket": name}
+        if self.settings.region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.settings.region}
+        try:
+            self.s3.create_bucket(**kwargs)
+            log.info("created bucket %s", name)
+        except ClientError as exc:
+            if _code(exc) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise
+        self.s3.put_public_access_block(
+            Bucket=name,
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True,
+            },
+        )
+
+    def create_table(self, name: str) -> None:
+        try:
+            self.dynamodb.create_table(
+                TableName=name,
+                AttributeDefinitions=[{"AttributeName": "shard_key", "AttributeType": "S"}],
+                KeySchema=[{"AttributeName": "shard_key", "KeyType": "HASH"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            log.info("created table %s", name)
+        except ClientError as exc:
+            if _code(exc) != "ResourceInUseException":
+                raise
+        self.dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+
+    def create_iam(self) -> dict[str, str]:
+        """One managed policy and one role per component; returns the policy ARNs."""
+        resources = self.resources()
+        prefix = self.settings.resource_prefix
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:{resources.partition}:iam::{resources.account}:root"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+        arns = {}
+        for component, document in POLICIES.items():
+            name = f"{prefix}-{component}"
+            arn = f"arn:{resources.partition}:iam::{resources.account}:policy/{name}"
+            body = json.dumps(document(resources))
+            try:
+                self.iam.create_policy(PolicyName=name, PolicyDocument=body, Description=f"traffic-stream {component}")
+                log.info("created policy %s", name)
+            except ClientError as exc:
+                if _code(exc) != "EntityAlreadyExists":
+                    raise
+                self._update_policy(arn, body)
+            try:
+                self.iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
+                log.info("created role %s", name)
+            except ClientError as exc:
+                if _code(exc) != "EntityAlreadyExists":
+                    raise
+            self.iam.attach_role_policy(RoleName=name, PolicyArn=arn)
+            arns[component] = arn
+        return arns
+
+    def _update_policy(self, arn: str, body: str) -> None:
+        current = self.iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+        document = self.iam.get_policy_version(PolicyArn=arn, VersionId=current)["PolicyVersion"]["Document"]
+        if isinstance(document, str):
+            from urllib.parse import unquote
+
+            document = json.loads(unquote(document))
+        if document == json.loads(body):
+            return
+        versions = self.iam.list_policy_versions(PolicyArn=arn)["Versions"]
+        for old in sorted((v for v in versions if not v["IsDefaultVersion"]), key=lambda v: v["CreateDate"])[: max(0, len(versions) - 4)]:
+            self.iam.delete_policy_version(PolicyArn=arn, VersionId=old["VersionId"])
+        self.iam.create_policy_version(PolicyArn=arn, PolicyDocument=body, SetAsDefault=True)
+        log.info("updated policy %s", arn)
+
+    # -- delete -----------------------------------------------------------------------------
+
+    def delete(self) -> None:
+        s = self.settings
+        try:
+            self.kinesis.delete_stream(StreamName=s.stream_name, EnforceConsumerDeletion=True)
+            self.kinesis.get_waiter("stream_not_exists").wait(StreamName=s.stream_name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+        except ClientError as exc:
+            if _code(exc) != "ResourceNotFoundException":
+                raise
+        for bucket in (s.bucket, s.mlflow_bucket):
+            self._delete_bucket(bucket)
+        try:
+            self.dynamodb.delete_table(TableName=s.checkpoint_table)
+        except ClientError as exc:
+            if _code(exc) != "ResourceNotFoundException":
+                raise
+        self._delete_iam()
+
+    def _delete_bucket(self, name: str) -> None:
+        try:
+            for page in self.s3.get_paginator("list_object_versions").paginate(Bucket=name):
+                objects = [{"Key": o["Key"], "VersionId": o["VersionId"]} for o in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+                for i in range(0, len(objects), 1000):
+                    self.s3.delete_objects(Bucket=name, Delete={"Objects": objects[i : i + 1000], "Quiet": True})
+            self.s3.delete_bucket(Bucket=name)
+        except ClientError as exc:
+            if _code(exc) != "NoSuchBucket":
+                raise
+
+    def _delete_iam(self) -> None:
+        resources = self.resources()
+        for component in POLICIES:
+            name = f"{self.settings.resource_prefix}-{component}"
+            arn = f"arn:{resources.partition}:iam::{resources.account}:policy/{name}"
+            for call in (
+                lambda: self.iam.detach_role_policy(RoleName=name, PolicyArn=arn),
+                lambda: self.iam.delete_role(RoleName=name),
+            ):
+                try:
+                    call()
+                except ClientError as exc:
+                    if _code(exc) != "NoSuchEntity":
+                        raise
+            try:
+                for v in self.iam.list_policy_versions(PolicyArn=arn)["Versions"]:
+                    if not v["IsDefaultVersion"]:
+                        self.iam.delete_policy_version(PolicyArn=arn, VersionId=v["VersionId"])
+                self.iam.delete_policy(PolicyArn=arn)
+            except ClientError as exc:
+                if _code(exc) != "NoSuchEntity":
+                    raise

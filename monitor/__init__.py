@@ -1,0 +1,1 @@
+"""Watching the output bucket, comparing the two models, reconciling what was produced."""

@@ -1,0 +1,113 @@
+"""``python -m monitor watch|compare|reconcile``.
+
+    python -m monitor watch                                   # follow new prediction objects
+    python -m monitor compare                                 # batch vs online table + chart, logged to MLflow
+    python -m monitor reconcile --start 2017-01-01 --end 2018-09-30 [--wait 600]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime
+from datetime import time as dtime
+from pathlib import Path
+
+from adapters import aws, model_registry
+from adapters.result_store import PREDICTIONS_PREFIX, ResultStore
+from core import dataset
+from core.config import Settings
+from monitor import comparison
+from monitor.reconcile import Reconciliation, dead_letter_event_id, reconcile
+
+
+def watch(store: ResultStore, poll_seconds: float, stop: threading.Event, limit: int | None = None) -> int:
+    seen = set(store.list_keys(PREDICTIONS_PREFIX))
+    print(f"watching s3://{store.bucket}/{PREDICTIONS_PREFIX} ({len(seen)} objects already there); Ctrl-C to stop")
+    shown = 0
+    while not stop.is_set() and (limit is None or shown < limit):
+        fresh = [k for k in store.list_keys(PREDICTIONS_PREFIX) if k not in seen]
+        for key in fresh:
+            seen.add(key)
+            rows = store.read_prediction_objects([key])
+            for row in rows.itertuples(index=False):
+                batch = "   n/a" if row.batch_prediction != row.batch_prediction else f"{row.batch_prediction:6.0f}"
+                print(f"{row.event_time}  actual {row.traffic_volume:5d}  batch {batch}  online {row.online_prediction:6.0f}"
+                      f"  (model v{row.batch_model_version}, {row.online_updates} online updates)")
+            shown += 1
+        if not fresh:
+            stop.wait(poll_seconds)
+    return shown
+
+
+def compare(settings: Settings, store: ResultStore, out_dir: Path) -> str:
+    rows = store.read_predictions()
+    if rows.empty:
+        return "no predictions in the bucket yet"
+    text = comparison.table(rows)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    chart_path = out_dir / "rolling_mae.png"
+    comparison.chart(rows, chart_path)
+    model_registry.connect(settings)
+    run_id = model_registry.latest_streaming_run(settings)
+    if run_id is not None:
+        model_registry.log_comparison(run_id, comparison.scores(rows), text, chart_path)
+    first, last = rows["event_time"].min(), rows["event_time"].max()
+    return f"{first} .. {last}\n{text}\nchart: {chart_path}" + (f"\nlogged to MLflow run {run_id}" if run_id else "")
+
+
+def account(settings: Settings, store: ResultStore, data: str | None, start: datetime | None, end: datetime | None) -> Reconciliation:
+    produced = [r.event_id for r in dataset.load_records(data, settings.data_path, settings.cache_dir, settings.station_id, start, end)]
+    rows = store.read_predictions()
+    dead = [e for e in (dead_letter_event_id(d) for d in store.read_dead_letters()) if e]
+    return reconcile(produced, rows["event_id"].tolist(), dead)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m monitor", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="action", required=True)
+    w = sub.add_parser("watch", help="print prediction rows as their objects land")
+    w.add_argument("--poll-seconds", type=float, default=1.0)
+    c = sub.add_parser("compare", help="batch vs online MAE/RMSE/R², chart of rolling error, logged to MLflow")
+    c.add_argument("--out", type=Path, default=None, help="folder for the chart (default: TRAFFIC_HOME/reports)")
+    r = sub.add_parser("reconcile", help="prove produced = predicted + dead-lettered, no duplicate")
+    r.add_argument("--data")
+    r.add_argument("--start", type=datetime.fromisoformat)
+    r.add_argument("--end", type=datetime.fromisoformat)
+    r.add_argument("--wait", type=float, default=0.0, help="poll until balanced, at most this many seconds")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env()
+    store = ResultStore(aws.client("s3", settings), settings.bucket)
+
+    if args.action == "watch":
+        stop = threading.Event()
+        try:
+            watch(store, args.poll_seconds, stop)
+        except KeyboardInterrupt:
+            pass
+        return 0
+    if args.action == "compare":
+        print(compare(settings, store, args.out or settings.home / "reports"))
+        return 0
+    end = args.end.replace(hour=23) if args.end and args.end.time() == dtime(0) else args.end
+    deadline = time.monotonic() + args.wait
+    while True:
+        result = account(settings, store, args.data, args.start, end)
+        if result.ok or time.monotonic() >= deadline:
+            break
+        time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
+    print(result.table())
+    if result.missing:
+        print("missing:", ", ".join(result.missing[:50]) + (" ..." if len(result.missing) > 50 else ""))
+    if result.duplicates:
+        print("duplicated:", ", ".join(result.duplicates[:50]))
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

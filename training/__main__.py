@@ -1,0 +1,61 @@
+"""``python -m training train|retrain``: the first fit, and periodic retraining.
+
+    python -m training train --train-end 2017-01-01     # fit, log, register, make champion
+    python -m training retrain --follow                  # every TRAFFIC_RETRAIN_EVERY_DAYS of event time
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from datetime import datetime
+
+from adapters import aws
+from adapters.result_store import ResultStore
+from core import dataset
+from core.config import Settings
+from training.jobs import Retrainer, train_initial
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="action", required=True)
+    train = sub.add_parser("train", help="fit on the dataset before --train-end and make it champion")
+    train.add_argument("--data", help="path of the dataset CSV (default: TRAFFIC_DATA, then the cache, then UCI)")
+    train.add_argument("--train-start", type=datetime.fromisoformat, default=None)
+    train.add_argument("--train-end", type=datetime.fromisoformat, default=datetime(2017, 1, 1))
+    train.add_argument("--no-history", action="store_true", help="do not seed the bucket with the training rows")
+    retrain = sub.add_parser("retrain", help="retrain on everything the stream has seen, periodically")
+    retrain.add_argument("--follow", action="store_true", help="keep watching the bucket (else: one check)")
+    retrain.add_argument("--poll-seconds", type=float, default=5.0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env()
+    store = ResultStore(aws.client("s3", settings), settings.bucket)
+
+    if args.action == "train":
+        try:
+            version = train_initial(settings, None if args.no_history else store, args.data, args.train_end, args.train_start)
+        except dataset.DataUnavailable as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        print(f"registered {settings.model_name} version {version} as champion")
+        return 0
+
+    retrainer = Retrainer(settings, store)
+    if not args.follow:
+        outcome = retrainer.step()
+        print(outcome or "no retraining due")
+        return 0
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    retrainer.follow(args.poll_seconds, stop)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

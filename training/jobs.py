@@ -1,0 +1,166 @@
+"""The training jobs: the first fit from the dataset, and retraining on what the stream saw.
+
+Both log a run to MLflow (parameters, holdout MAE/RMSE/R², the model with signature and
+input example). The first fit becomes ``champion`` at once; a retrained model becomes
+champion only if it beats the current champion on the most recent window, both scored
+on hours neither was fitted on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pandas as pd
+
+from adapters import model_registry
+from adapters.result_store import ResultStore
+from core import dataset
+from core.config import Settings
+from core.processing import RawRecord, StationState, process_batch
+from core.results import result_row
+from core.schema import TrafficRecord, encode
+from core.state_codec import dump_states
+from training import fit as fitting
+from training.corpus import Corpus
+
+log = logging.getLogger(__name__)
+
+TRAIN_END_TAG = "train_end"
+
+
+def train_initial(
+    settings: Settings,
+    store: ResultStore | None,
+    data_path: str | None,
+    train_end: datetime,
+    train_start: datetime | None = None,
+) -> str:
+    """Fit on the dataset's hours before ``train_end``, register it and make it champion."""
+    records = dataset.load_records(data_path, settings.data_path, settings.cache_dir, settings.station_id, train_start, None)
+    records = [r for r in records if r.local_time < train_end]
+    if not records:
+        raise ValueError(f"no records before {train_end:%Y-%m-%d}")
+    result = fitting.fit(fitting.Dataset.from_records(records), train_end, settings.holdout_days)
+    model_registry.connect(settings)
+    version = _register(settings, result, "initial", fitting.Dataset.from_records(records[-500:]).X)
+    model_registry.promote(settings, version)
+    if store is not None:
+        # Retraining reads "all records seen so far" from the bucket alone: seed it with these.
+        stamp = datetime.now().astimezone().isoformat()
+        store.write_seed(dump_states(warm_start(records, stamp)))
+        store.write_history(
+            [
+                result_row(r, batch_prediction=None, online_prediction=None, batch_model_version=None,
+                           online_updates=0, shard_id="", sequence_number="", processed_at=stamp)
+                for r in records
+            ]
+        )
+    log.info("version %s trained on %d hours, holdout MAE %.1f", version, result.n_train, result.holdout.mae)
+    return version
+
+
+def warm_start(records: list[TrafficRecord], stamp: str) -> dict[str, StationState]:
+    """The stations' lag history and online model after learning ``records``, through the
+    consumer's own processing path, so the stream starts where training stopped."""
+    states: dict[str, StationState] = {}
+    raws = [RawRecord(encode(r), "history", str(i)) for i, r in enumerate(records)]
+    for i in range(0, len(raws), 1000):
+        process_batch(raws[i : i + 1000], states, None, stamp)
+    return states
+
+
+def _register(settings: Settings, result: fitting.FitResult, kind: str, sample: pd.DataFrame, extra_metrics=None) -> str:
+    params = {
+        **{f"model.{k}": v for k, v in result.params.items()},
+        "train_end": result.cutoff.isoformat(),
+        "holdout_start": result.holdout_start.isoformat(),
+        "n_train": result.n_train,
+        "kind": kind,
+    }
+    metrics = {**result.holdout.as_metrics("holdout_"), "holdout_n": float(result.holdout.n), **(extra_metrics or {})}
+    tags = {TRAIN_END_TAG: result.cutoff.isoformat(), "kind": kind}
+    return model_registry.log_and_register(
+        settings, result.model, sample, params, metrics, tags, run_name=f"{kind}-{result.cutoff:%Y%m%d}"
+    )
+
+
+@dataclass
+class RetrainOutcome:
+    cutoff: datetime
+    candidate_mae: float
+    champion_mae: float
+    promoted: bool
+    version: str | None
+
+
+class Retrainer:
+    """Every ``retrain_every_days`` of event time, retrain on all rows seen so far."""
+
+    def __init__(self, settings: Settings, store: ResultStore) -> None:
+        self.settings = settings
+        self.corpus = Corpus(store)
+        model_registry.connect(settings)
+        found = model_registry.champion_version(settings)
+        if found is None:
+            raise RuntimeError(f"no {model_registry.CHAMPION} for {settings.model_name}: run the initial training first")
+        self.last_cutoff = datetime.fromisoformat(found[1][TRAIN_END_TAG])
+        self.span = timedelta(days=settings.retrain_every_days)
+        self.outcomes: list[RetrainOutcome] = []
+
+    def due(self) -> datetime | None:
+        """The cutoff to retrain at, if a whole span of event time has passed since the last."""
+        latest = self.corpus.latest_local_time()
+        if latest is None:
+            return None
+        spans = int((latest.to_pydatetime() - self.last_cutoff) / self.span)
+        return self.last_cutoff + spans * self.span if spans >= 1 else None
+
+    def step(self) -> RetrainOutcome | None:
+        self.corpus.refresh()
+        cutoff = self.due()
+        if cutoff is None:
+            return None
+        outcome = self.retrain(cutoff)
+        self.last_cutoff = cutoff
+        self.outcomes.append(outcome)
+        return outcome
+
+    def retrain(self, cutoff: datetime) -> RetrainOutcome:
+        data = fitting.Dataset.from_records(self.corpus.records())
+        result = fitting.fit(data, cutoff, self.settings.holdout_days)
+        current = model_registry.champion_version(self.settings)
+        champion_model = model_registry.load_version(self.settings, current[0])
+        champion = fitting.evaluate(champion_model, data, result.holdout_start, cutoff)
+        promoted = result.holdout.mae < champion.mae
+        version = None
+        if promoted:
+            version = _register(
+                self.settings, result, "retrain", data.X[data.before(cutoff)].tail(500),
+                extra_metrics=champion.as_metrics("champion_holdout_"),
+            )
+            model_registry.promote(self.settings, version)
+        else:
+            model_registry.log_run(
+                f"retrain-{cutoff:%Y%m%d}-rejected",
+                {"train_end": cutoff.isoformat(), "n_train": result.n_train, "kind": "retrain"},
+                {**result.holdout.as_metrics("holdout_"), **champion.as_metrics("champion_holdout_")},
+                {"kind": "retrain", "promoted": "false"},
+            )
+        log.info(
+            "retrain at %s: candidate MAE %.1f vs champion %.1f on the last %s days -> %s",
+            cutoff.date(), result.holdout.mae, champion.mae, self.settings.holdout_days,
+            f"promoted version {version}" if promoted else "kept champion",
+        )
+        return RetrainOutcome(cutoff, result.holdout.mae, champion.mae, promoted, version)
+
+    def follow(self, poll_seconds: float, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                if self.step() is not None:
+                    continue
+            except Exception:  # keep retraining alive through a bad cycle (S3 or MLflow down)
+                log.exception("retraining cycle failed; retrying in %.0f s", poll_seconds)
+            stop.wait(poll_seconds)

@@ -16,11 +16,11 @@ EMBEDDED := AWS_ENDPOINT_URL=http://127.0.0.1:$(EMULATOR_PORT) AWS_ACCESS_KEY_ID
 
 .PHONY: env demo up down test test-fast watch compare mlflow-ui bench-accuracy bench-throughput lock
 
-env: $(PY)
-$(PY): Pipfile.lock
-	$(PYTHON) -m pip install --quiet --user pipenv || $(PYTHON) -m pip install --quiet pipenv
+env: $(VENV)/.synced
+$(VENV)/.synced: Pipfile.lock
+	$(PYTHON) -m pipenv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet pipenv
 	PIPENV_VENV_IN_PROJECT=1 PIPENV_YES=1 $(PYTHON) -m pipenv sync --dev
-	touch $(PY)
+	touch $@
 
 lock:
 	PIPENV_VENV_IN_PROJECT=1 $(PYTHON) -m pipenv lock

@@ -121,6 +121,8 @@ def read_frame(path: Path) -> pd.DataFrame:
 
 def to_records(frame: pd.DataFrame, station_id: str) -> list[TrafficRecord]:
     """Collapse rows to one record per hour, in time order, keeping every weather condition."""
+    if not pd.api.types.is_datetime64_any_dtype(frame["date_time"]):
+        frame = frame.assign(date_time=pd.to_datetime(frame["date_time"], format="%Y-%m-%d %H:%M:%S"))
     rows = frame.sort_values("date_time", kind="stable").itertuples(index=False)
     return [_hour_record(station_id, group) for _, group in itertools.groupby(rows, key=lambda r: r.date_time)]
 

@@ -123,10 +123,11 @@ class StationHistory:
     def observe(self, record: TrafficRecord) -> None:
         local = record.local_time
         hour = hour_ordinal(local)
+        if hour not in self.volumes:
+            self.hours.append(hour)
         self.volumes[hour] = record.traffic_volume
-        self.hours.append(hour)
         while self.hours and self.hours[0] < hour - WINDOW_HOURS:
-            del self.volumes[self.hours.popleft()]
+            self.volumes.pop(self.hours.popleft(), None)
         if record.holiday is not None:
             self.holiday_dates = {d for d in self.holiday_dates if (local.date() - d).days < 2}
             self.holiday_dates.add(local.date())

@@ -5,7 +5,7 @@
 >>> r.add(20.0, 20.0, 26.0)
 >>> r.add(30.0, 33.0, 30.0)
 >>> r.mae()
-{'batch_mae': 1.5, 'online_mae': 3.0, 'combined_mae': 1.5}
+{'batch_mae': 1.5, 'online_mae': 3.0, 'combined_mae': 2.25}
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ or Infinity, a negative or impossible volume, an unknown ``schema_version`` or a
 :class:`DecodeError` whose ``reason`` is one of :data:`REASONS`, so that the consumer
 can dead-letter it and go on.
 
->>> from datetime import datetime
+>>> from datetime import UTC, datetime
 >>> r = TrafficRecord.build(station_id="301", local_time=datetime(2017, 1, 1, 8),
 ...     temp=265.3, rain_1h=0.0, snow_1h=0.0, clouds_all=90,
 ...     weather=[("Clouds", "overcast clouds")], holiday=None, traffic_volume=1234)
@@ -23,7 +23,7 @@ core.schema.DecodeError: unsupported_schema_version: schema_version 9 is not one
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
@@ -104,7 +104,9 @@ class TrafficRecord(BaseModel):
         traffic_volume: int,
     ) -> TrafficRecord:
         """Build a record from a naive local time, deriving its id and aware event time."""
-        event_time = local_time.replace(tzinfo=STATION_TZ)
+        # The round trip through UTC maps a wall-clock time that does not exist (the
+        # spring-forward hour) to the real instant, so id and time always agree.
+        event_time = local_time.replace(tzinfo=STATION_TZ).astimezone(UTC).astimezone(STATION_TZ)
         return cls(
             schema_version=SCHEMA_VERSION,
             event_id=event_id_for(station_id, event_time),

@@ -59,7 +59,7 @@ def generate(
         keep[gap[0] : gap[0] + gap[1]] = False
     rows: list[tuple] = []
     for t, kept in zip(times, keep, strict=True):
-        if not kept:
+        if not kept or _is_spring_forward_hour(t):
             continue
         holiday_name = _HOLIDAYS.get((t.month, t.day))
         volume = hourly_profile(t.hour, t.weekday()) * (0.6 if holiday_name else 1.0)
@@ -82,6 +82,11 @@ def generate(
         if _is_fall_back_hour(t):
             rows.append(rows[-1])
     return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def _is_spring_forward_hour(t: pd.Timestamp) -> bool:
+    # Second Sunday of March, 02:00: an hour US clocks skip, absent from the real data too.
+    return t.month == 3 and t.weekday() == 6 and 8 <= t.day <= 14 and t.hour == 2
 
 
 def _is_fall_back_hour(t: pd.Timestamp) -> bool:

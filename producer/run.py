@@ -79,7 +79,7 @@ def replay(
 ) -> ReplaySummary:
     due = offsets([r.event_time for r in records], speed, max_gap_hours)
     started = clock()
-    bar = tqdm(total=len(records), unit="rec", disable=not show_progress, smoothing=0.1)
+    bar = tqdm(total=len(records), unit="rec", disable=not show_progress, smoothing=0.1, mininterval=0.5)
     i = 0
     while i < len(records):
         wait = started + due[i] - clock()

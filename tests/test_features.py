@@ -1,0 +1,76 @@
+import math
+from datetime import datetime, timedelta
+
+import pandas as pd
+
+from core import features
+from core.processing import RawRecord, StationState, process_batch
+from core.schema import TrafficRecord, encode
+
+
+def rec(t: datetime, volume: int, holiday=None, temp=280.0, rain=0.0) -> TrafficRecord:
+    return TrafficRecord.build(
+        station_id="301", local_time=t, temp=temp, rain_1h=rain, snow_1h=0.0, clouds_all=10,
+        weather=[("Clear", "sky is clear")], holiday=holiday, traffic_volume=volume,
+    )
+
+
+def test_lags_are_by_timestamp_and_missing_when_the_hour_is_absent():
+    h = features.StationHistory()
+    t0 = datetime(2017, 3, 1, 0)
+    for i in range(170):
+        if i not in (100, 150):  # two absent hours
+            h.observe(rec(t0 + timedelta(hours=i), 1000 + i))
+    f = h.features(rec(t0 + timedelta(hours=170), 5))
+    assert f["lag_1h"] == 1169.0
+    assert f["lag_24h"] == 1146.0
+    assert f["lag_168h"] == 1002.0
+    expected_mean = sum(1000 + i for i in range(146, 170) if i != 150) / 23
+    assert math.isclose(f["mean_24h"], expected_mean)
+    f = h.features(rec(t0 + timedelta(hours=174), 5))  # 174-24 = 150 is absent
+    assert math.isnan(f["lag_24h"]) and math.isnan(f["lag_1h"])
+
+
+def test_history_is_bounded_to_a_week():
+    h = features.StationHistory()
+    t0 = datetime(2017, 3, 1, 0)
+    for i in range(1000):
+        h.observe(rec(t0 + timedelta(hours=i), 1))
+    assert len(h.volumes) == features.WINDOW_HOURS + 1
+
+
+def test_holiday_marked_at_midnight_spreads_over_its_date_only():
+    h = features.StationHistory()
+    day = datetime(2017, 7, 4)
+    h.observe(rec(day, 800, holiday="Independence Day"))
+    assert h.features(rec(day + timedelta(hours=15), 1))["is_holiday"] == 1.0
+    assert h.features(rec(day + timedelta(hours=24), 1))["is_holiday"] == 0.0
+
+
+def test_weather_faults_are_cleaned():
+    f = features.StationHistory().features(rec(datetime(2017, 1, 1), 1, temp=0.0, rain=9831.3))
+    assert math.isnan(f["temp_c"]) and math.isnan(f["rain_1h"])
+    f = features.StationHistory().features(rec(datetime(2017, 1, 1), 1, temp=273.15, rain=2.5))
+    assert f["temp_c"] == 0.0 and f["rain_1h"] == 2.5
+
+
+def test_training_and_serving_paths_give_identical_features(synthetic_records, monkeypatch):
+    records = synthetic_records[:3000]
+    X_train, y, _ = features.training_frame(records)
+
+    served: list[dict] = []
+
+    class Capture:
+        version = "test"
+
+        def predict(self, frame):
+            served.append(frame)
+            return [0.0] * len(frame)
+
+    states: dict[str, StationState] = {}
+    raws = [RawRecord(encode(r), "shard-0", str(i)) for i, r in enumerate(records)]
+    for i in range(0, len(raws), 500):  # batch boundaries must not matter
+        process_batch(raws[i : i + 500], states, Capture(), "now")
+    X_serve = pd.concat(served, ignore_index=True)
+    pd.testing.assert_frame_equal(X_train, X_serve)
+    assert y.tolist() == [float(r.traffic_volume) for r in records]

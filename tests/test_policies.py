@@ -1,0 +1,42 @@
+import json
+
+from infra.policies import POLICIES, Resources
+
+R = Resources("aws", "eu-west-1", "123456789012", "events", "preds", "mlflow", "checkpoints")
+
+
+def statements(component):
+    return POLICIES[component](R)["Statement"]
+
+
+def test_every_statement_names_resources_no_wildcard_service_or_account():
+    for component in POLICIES:
+        for st in statements(component):
+            assert st["Effect"] == "Allow"
+            assert all(":*" not in a and a != "*" for a in st["Action"])
+            for arn in st["Resource"]:
+                assert arn != "*"
+                assert arn.startswith(("arn:aws:kinesis:eu-west-1:123456789012:stream/events",
+                                       "arn:aws:dynamodb:eu-west-1:123456789012:table/checkpoints",
+                                       "arn:aws:s3:::preds", "arn:aws:s3:::mlflow")), arn
+
+
+def test_each_component_gets_only_its_own_actions():
+    actions = {c: {a for st in statements(c) for a in st["Action"]} for c in POLICIES}
+    assert actions["producer"] <= {"kinesis:PutRecord", "kinesis:PutRecords", "kinesis:DescribeStreamSummary"}
+    assert "kinesis:PutRecords" not in actions["consumer"] | actions["trainer"]
+    assert "kinesis:GetRecords" not in actions["producer"] | actions["trainer"]
+    assert not any(a.startswith("dynamodb:") for a in actions["producer"] | actions["trainer"])
+    assert "s3:DeleteObject" not in actions["trainer"] | actions["producer"]
+
+
+def test_consumer_writes_only_its_prefixes():
+    writes = [arn for st in statements("consumer") if "s3:PutObject" in st["Action"] for arn in st["Resource"]]
+    assert sorted(writes) == sorted(["arn:aws:s3:::preds/predictions/*", "arn:aws:s3:::preds/dead-letters/*",
+                                     "arn:aws:s3:::preds/state/*"])
+
+
+def test_documents_are_valid_json_policies():
+    for component, build in POLICIES.items():
+        doc = json.loads(json.dumps(build(R)))
+        assert doc["Version"] == "2012-10-17" and doc["Statement"], component

@@ -1,0 +1,83 @@
+import json
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from core.processing import RawRecord, StationState, process_batch
+from core.schema import TrafficRecord, encode
+from core.state_codec import dump_states, load_states
+
+
+def raw(record: TrafficRecord | bytes, seq: int) -> RawRecord:
+    data = record if isinstance(record, bytes) else encode(record)
+    return RawRecord(data, "shard-0", f"{seq:020d}", "301")
+
+
+def hours(n: int, start=datetime(2017, 5, 1)) -> list[TrafficRecord]:
+    return [
+        TrafficRecord.build(
+            station_id="301", local_time=start + timedelta(hours=i), temp=290.0, rain_1h=0.0, snow_1h=0.0,
+            clouds_all=0, weather=[("Clear", "sky is clear")], holiday=None, traffic_volume=1000 + 10 * i,
+        )
+        for i in range(n)
+    ]
+
+
+class CountingPredictor:
+    version = "7"
+
+    def __init__(self):
+        self.calls = 0
+
+    def predict(self, frame):
+        self.calls += 1
+        return np.full(len(frame), 1234.0)
+
+
+def test_bad_records_become_dead_letters_and_the_batch_goes_on():
+    good = hours(4)
+    batch = [raw(good[0], 1), raw(b"\xff\xfe", 2), raw(good[1], 3), raw(b'{"schema_version": 99}', 4),
+             raw(good[1], 5), raw(good[0], 6), raw(good[3], 7)]
+    predictor = CountingPredictor()
+    out = process_batch(batch, {}, predictor, "now")
+    assert [r["event_id"] for r in out.rows] == [good[0].event_id, good[1].event_id, good[3].event_id]
+    assert [(d.sequence_number[-1], d.reason) for d in out.dead_letters] == [
+        ("2", "invalid_utf8"), ("4", "unsupported_schema_version"), ("5", "duplicate_event"), ("6", "duplicate_event"),
+    ]
+    assert out.dead_letters[0].as_dict("t")["payload_text"] is None  # raw bytes kept as base64
+    assert json.loads(out.dead_letters[1].as_dict("t")["payload_text"]) == {"schema_version": 99}
+    assert predictor.calls == 1  # the whole batch in one call
+
+
+def test_out_of_order_is_distinguished_from_duplicate():
+    a, b, c = hours(3)
+    states: dict = {}
+    process_batch([raw(a, 1), raw(c, 2)], states, None, "now")
+    out = process_batch([raw(b, 3)], states, None, "now")
+    assert [d.reason for d in out.dead_letters] == ["out_of_order"]
+
+
+def test_online_model_predicts_before_it_learns():
+    records = hours(50)
+    out = process_batch([raw(r, i) for i, r in enumerate(records)], {}, CountingPredictor(), "now")
+    assert out.rows[0]["online_prediction"] == 0.0  # nothing learned yet
+    assert [r["online_updates"] for r in out.rows] == list(range(1, 51))
+    assert out.rows[-1]["online_prediction"] > 1000  # it has learned something
+    assert {r["batch_prediction"] for r in out.rows} == {1234.0}
+    assert {r["batch_model_version"] for r in out.rows} == {"7"}
+
+
+def test_without_a_batch_model_rows_still_come_out():
+    out = process_batch([raw(r, i) for i, r in enumerate(hours(3))], {}, None, "now")
+    assert [r["batch_prediction"] for r in out.rows] == [None, None, None]
+
+
+def test_processing_is_deterministic_from_a_restored_state():
+    records = hours(300)
+    raws = [raw(r, i) for i, r in enumerate(records)]
+    states: dict[str, StationState] = {}
+    process_batch(raws[:200], states, None, "now")
+    snapshot = dump_states(states)
+    first = process_batch(raws[200:], states, None, "now")
+    second = process_batch(raws[200:], load_states(snapshot), None, "now")
+    assert first.rows == second.rows

@@ -105,6 +105,7 @@ class ResultStore:
         frames = [
             pq.read_table(io.BytesIO(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())).to_pandas()
             for key in self.list_keys(HISTORY_PREFIX)
+            if key.endswith(".parquet")
         ]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ROW_SCHEMA.names)
 

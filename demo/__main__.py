@@ -73,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         run(["-m", "producer", "--start", args.start, "--end", args.end, "--speed", args.speed, *data])
         print("\n== waiting until every produced hour is predicted or dead-lettered", flush=True)
         run(["-m", "monitor", "reconcile", "--start", args.start, "--end", args.end, "--wait", str(args.wait), *data])
+        for process, name in ((consumer, "consumer"), (retrainer, "retrainer")):
+            if process.poll() is not None:
+                raise SystemExit(f"the {name} exited early (code {process.returncode}); see {logs / (name + '.log')}")
     finally:
         stop(consumer, "consumer")
         stop(retrainer, "retrainer")

@@ -165,8 +165,14 @@ class Provisioner:
 
     def _delete_bucket(self, name: str) -> None:
         try:
-            for page in self.s3.get_paginator("list_object_versions").paginate(Bucket=name):
-                objects = [{"Key": o["Key"], "VersionId": o["VersionId"]} for o in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+            while True:  # list everything first: deleting while paging skips objects
+                objects = [
+                    {"Key": o["Key"], "VersionId": o["VersionId"]}
+                    for page in self.s3.get_paginator("list_object_versions").paginate(Bucket=name)
+                    for o in page.get("Versions", []) + page.get("DeleteMarkers", [])
+                ]
+                if not objects:
+                    break
                 for i in range(0, len(objects), 1000):
                     self.s3.delete_objects(Bucket=name, Delete={"Objects": objects[i : i + 1000], "Quiet": True})
             self.s3.delete_bucket(Bucket=name)

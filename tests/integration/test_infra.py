@@ -1,0 +1,36 @@
+"""infra/ against a real moto server: idempotent create and delete."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from adapters import aws
+from infra.provision import Provisioner
+
+pytestmark = pytest.mark.integration
+
+
+def test_create_and_delete_are_idempotent(settings):
+    settings = settings.replace(stream_shards=2)
+    p = Provisioner(settings)
+    first = p.create()
+    second = p.create()
+    assert first == second
+    kinesis, s3, iam = aws.client("kinesis", settings), aws.client("s3", settings), aws.client("iam", settings)
+    summary = kinesis.describe_stream_summary(StreamName=settings.stream_name)["StreamDescriptionSummary"]
+    assert summary["StreamStatus"] == "ACTIVE" and summary["OpenShardCount"] == 2
+    assert {settings.bucket, settings.mlflow_bucket} <= {b["Name"] for b in s3.list_buckets()["Buckets"]}
+    for component, arn in first["policies"].items():
+        attached = iam.list_attached_role_policies(RoleName=f"{settings.resource_prefix}-{component}")
+        assert [a["PolicyArn"] for a in attached["AttachedPolicies"]] == [arn]
+        version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+        document = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+        document = json.loads(document) if isinstance(document, str) else document
+        assert settings.stream_name in json.dumps(document) or settings.bucket in json.dumps(document)
+
+    p.delete()
+    p.delete()
+    assert settings.bucket not in {b["Name"] for b in s3.list_buckets()["Buckets"]}
+    assert settings.stream_name not in kinesis.list_streams()["StreamNames"]

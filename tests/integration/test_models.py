@@ -1,0 +1,87 @@
+"""Training -> MLflow registry -> the consumer switching champions; periodic retraining."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from adapters import model_registry
+from consumer.streaming_run import StreamingRun
+from infra.provision import Provisioner
+from training import fit as fitting
+from training.jobs import Retrainer, train_initial
+from tests.integration import helpers
+
+pytestmark = pytest.mark.integration
+
+TRAIN_END = datetime(2015, 10, 1)
+
+
+@pytest.fixture
+def trained(settings):
+    Provisioner(settings).create(with_iam=False)
+    version = train_initial(settings, helpers.store(settings), None, TRAIN_END)
+    return settings, version
+
+
+def test_initial_training_registers_a_champion_with_signature_and_metrics(trained):
+    settings, version = trained
+    assert model_registry.champion_version(settings)[0] == version
+    mv = MlflowClient().get_model_version(settings.model_name, version)
+    run = MlflowClient().get_run(mv.run_id)
+    assert {"holdout_mae", "holdout_rmse", "holdout_r2"} <= set(run.data.metrics)
+    assert run.data.params["train_end"] == TRAIN_END.isoformat()
+    info = mlflow.models.get_model_info(f"models:/{settings.model_name}/{version}")
+    assert info.signature is not None and "lag_24h" in info.signature.inputs.input_names()
+    assert helpers.store(settings).read_seed() is not None  # the online model starts warm
+
+
+def test_consumer_switches_to_a_new_champion_without_restart(trained, synthetic_records):
+    settings, v1 = trained
+    records = [r for r in synthetic_records if r.local_time >= TRAIN_END]
+    c = helpers.consumer(settings, streaming_run=StreamingRun(settings))
+    helpers.produce(settings, records[:300])
+    helpers.drain(c, 300)
+    assert c.champion.version == v1
+
+    # A better model appears: register it and move the alias, as retraining does.
+    data = fitting.Dataset.from_records(records[:300])
+    model = fitting.fit(fitting.Dataset.from_records(synthetic_records), records[300].local_time, 3).model
+    v2 = model_registry.log_and_register(settings, model, data.X.head(50), {}, {}, {"kind": "test"}, "test-v2")
+    model_registry.promote(settings, v2)
+
+    helpers.produce(settings, records[300:600])
+    helpers.drain(c, 600)
+    helpers.wait_until(lambda: c.champion.version == v2, 30, message="the consumer to load the new champion")
+    helpers.produce(settings, records[600:700])
+    helpers.drain(c, 700)
+    rows = helpers.store(settings).read_predictions()
+    assert set(rows["batch_model_version"]) == {v1, v2}
+    assert rows["batch_model_version"].iloc[-1] == v2
+    assert rows["batch_prediction"].notna().all()
+
+    c.streaming_run.close()
+    run = MlflowClient().get_run(c.streaming_run.run_id)
+    assert {"batch_mae", "online_mae", "batch_mae_total", "online_mae_total"} <= set(run.data.metrics)
+    history = MlflowClient().get_metric_history(run.info.run_id, "online_mae")
+    assert len(history) == 700 and history[0].step < history[-1].step  # stepped by event hour
+
+
+def test_retraining_promotes_only_a_better_model(trained, synthetic_records):
+    settings, v1 = trained
+    settings = settings.replace(retrain_every_days=30, holdout_days=14)
+    records = [r for r in synthetic_records if r.local_time >= TRAIN_END][:24 * 70]
+    helpers.produce(settings, records)
+    c = helpers.consumer(settings)
+    helpers.drain(c, len(records))
+
+    retrainer = Retrainer(settings, helpers.store(settings))
+    outcome = retrainer.step()
+    assert outcome is not None and outcome.cutoff == datetime(2015, 11, 30)  # two whole 30-day spans seen: the latest boundary
+    assert outcome.promoted == (outcome.candidate_mae < outcome.champion_mae)
+    champion = model_registry.champion_version(settings)[0]
+    assert champion == (outcome.version if outcome.promoted else v1)
+    assert retrainer.step() is None  # nothing new: not due again

@@ -34,10 +34,15 @@ def build(settings: Settings, track: bool = True) -> Consumer:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m consumer", description=__doc__.splitlines()[0])
     parser.add_argument("--idle-exit", type=float, default=None, help="stop after this many seconds without records")
     parser.add_argument("--no-tracking", action="store_true", help="do not log a streaming run to MLflow")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env()

@@ -43,7 +43,7 @@ def stop(process: subprocess.Popen, name: str, timeout: float = 60) -> None:
             process.kill()
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=None)
     parser.add_argument("--train-end", default="2017-01-01")
@@ -51,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--end", default="2018-09-30")
     parser.add_argument("--speed", default=os.environ.get("DEMO_SPEED", "360000"), help="replay speed (360000 = 100 hours/s)")
     parser.add_argument("--wait", type=float, default=1800, help="longest wait for the consumer to catch up, in seconds")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env()

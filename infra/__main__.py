@@ -11,10 +11,15 @@ from core.config import Settings
 from infra.provision import Provisioner
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m infra", description=__doc__)
     parser.add_argument("action", choices=["create", "delete"])
     parser.add_argument("--no-iam", action="store_true", help="skip IAM (for accounts where you may not manage it)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     provisioner = Provisioner(Settings.from_env())

@@ -67,7 +67,7 @@ def account(settings: Settings, store: ResultStore, data: str | None, start: dat
     return reconcile(produced, rows["event_id"].tolist(), dead)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m monitor", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="action", required=True)
     w = sub.add_parser("watch", help="print prediction rows as their objects land")
@@ -79,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--start", type=datetime.fromisoformat)
     r.add_argument("--end", type=datetime.fromisoformat)
     r.add_argument("--wait", type=float, default=0.0, help="poll until balanced, at most this many seconds")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env()

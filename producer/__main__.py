@@ -22,8 +22,8 @@ from producer.replay import parse_speed
 from producer.run import Progress, after, replay
 
 
-def main(argv: list[str] | None = None) -> int:
-    settings = Settings.from_env()
+def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
+    settings = settings or Settings.from_env()
     parser = argparse.ArgumentParser(prog="python -m producer", description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="path of the dataset CSV (default: TRAFFIC_DATA, then the cache, then UCI)")
     parser.add_argument("--start", type=datetime.fromisoformat, help="first local hour to replay (ISO date)")
@@ -32,6 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-gap-hours", type=float, default=1.0, help="longest wait for a gap in the data, in event hours")
     parser.add_argument("--resume", action="store_true", help="continue after the last hour this producer put")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = Settings.from_env()
+    parser = build_parser(settings)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

@@ -13,14 +13,14 @@ import sys
 import threading
 from datetime import datetime
 
-from adapters import aws
+from adapters import aws, model_registry
 from adapters.result_store import ResultStore
 from core import dataset
 from core.config import Settings
 from training.jobs import Retrainer, train_initial
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="action", required=True)
     train = sub.add_parser("train", help="fit on the dataset before --train-end and make it champion")
@@ -28,9 +28,17 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--train-start", type=datetime.fromisoformat, default=None)
     train.add_argument("--train-end", type=datetime.fromisoformat, default=datetime(2017, 1, 1))
     train.add_argument("--no-history", action="store_true", help="do not seed the bucket with the training rows")
+    serve = sub.add_parser("serve", help="train the first champion if there is none, then retrain periodically")
+    serve.add_argument("--train-end", type=datetime.fromisoformat, default=datetime(2017, 1, 1))
+    serve.add_argument("--poll-seconds", type=float, default=10.0)
     retrain = sub.add_parser("retrain", help="retrain on everything the stream has seen, periodically")
     retrain.add_argument("--follow", action="store_true", help="keep watching the bucket (else: one check)")
     retrain.add_argument("--poll-seconds", type=float, default=5.0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env()
@@ -44,6 +52,16 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(f"registered {settings.model_name} version {version} as champion")
         return 0
+
+    if args.action == "serve":
+        model_registry.connect(settings)
+        if model_registry.champion_version(settings) is None:
+            try:
+                train_initial(settings, store, None, args.train_end)
+            except dataset.DataUnavailable as exc:
+                print(exc, file=sys.stderr)
+                return 2
+        args.follow = True
 
     retrainer = Retrainer(settings, store)
     if not args.follow:

@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--train-end", default="2017-01-01")
     parser.add_argument("--start", default="2017-01-01")
     parser.add_argument("--end", default="2018-09-30")
-    parser.add_argument("--speed", default=os.environ.get("DEMO_SPEED", "360000"), help="replay speed (360000 = 100 hours/s)")
+    parser.add_argument("--speed", default=os.environ.get("DEMO_SPEED", "180000"), help="replay speed (180000 = 50 event hours a second)")
     parser.add_argument("--wait", type=float, default=1800, help="longest wait for the consumer to catch up, in seconds")
     return parser
 

@@ -19,25 +19,35 @@ def rows_to_records(rows: pd.DataFrame) -> list[TrafficRecord]:
 
 
 class Corpus:
-    """History rows plus prediction rows, kept in memory and topped up incrementally."""
+    """History rows plus prediction rows, kept in memory and topped up incrementally.
+
+    Rows are converted to records once; a retraining cycle only converts what is new.
+    """
 
     def __init__(self, store: ResultStore) -> None:
         self.store = store
-        self.history = store.read_history()
-        self.predictions = store.read_new_predictions()
+        self._records: dict[str, TrafficRecord] = {}
+        self._latest: pd.Timestamp | None = None
+        self._add(store.read_history(), is_prediction=False)
+        self._add(store.read_new_predictions(), is_prediction=True)
+
+    def _add(self, rows: pd.DataFrame, is_prediction: bool) -> int:
+        if rows.empty:
+            return 0
+        for record in rows_to_records(rows):
+            self._records[record.event_id] = record
+        if is_prediction:
+            times = pd.to_datetime(rows["event_time"], utc=True).dt.tz_convert(STATION_TZ.key)
+            latest = times.max().tz_localize(None)
+            self._latest = latest if self._latest is None else max(self._latest, latest)
+        return len(rows)
 
     def refresh(self) -> int:
-        fresh = self.store.read_new_predictions()
-        if not fresh.empty:
-            self.predictions = pd.concat([self.predictions, fresh], ignore_index=True)
-        return len(fresh)
+        return self._add(self.store.read_new_predictions(), is_prediction=True)
 
     def latest_local_time(self) -> pd.Timestamp | None:
-        if self.predictions.empty:
-            return None
-        times = pd.to_datetime(self.predictions["event_time"], utc=True).dt.tz_convert(STATION_TZ.key)
-        return times.max().tz_localize(None)
+        """The newest hour the stream has delivered (history does not count: it was never streamed)."""
+        return self._latest
 
     def records(self) -> list[TrafficRecord]:
-        frames = [f for f in (self.history, self.predictions) if not f.empty]
-        return rows_to_records(pd.concat(frames, ignore_index=True)) if frames else []
+        return sorted(self._records.values(), key=lambda r: (r.station_id, r.event_time))

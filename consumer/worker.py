@@ -36,8 +36,9 @@ class ShardCursor:
     shard_id: str
     parent_ids: tuple[str, ...]
     checkpoint: Checkpoint
-    committed_blob: bytes
-    states: dict[str, StationState] = field(default_factory=dict)
+    committed_blob: bytes | None
+    #: None until the shard is first read: a new child shard inherits its parents' final state.
+    states: dict[str, StationState] | None = None
     iterator: str | None = None
     finished: bool = False
 
@@ -97,11 +98,31 @@ class Consumer:
 
     def _open(self, shard_id: str, parents: tuple[str, ...]) -> ShardCursor:
         checkpoint = self.checkpoints.get(shard_id)
-        blob = self.checkpoints.load_state_blob(checkpoint) or self.seed()
-        cursor = ShardCursor(shard_id, parents, checkpoint, blob, load_states(blob), finished=checkpoint.shard_end)
+        blob = self.checkpoints.load_state_blob(checkpoint)
+        cursor = ShardCursor(shard_id, parents, checkpoint, blob, load_states(blob) if blob else None,
+                             finished=checkpoint.shard_end)
         log.info("shard %s: starting %s", shard_id,
                  f"after {checkpoint.sequence_number}" if checkpoint.sequence_number else "at TRIM_HORIZON")
         return cursor
+
+    def _initial_state(self, cursor: ShardCursor) -> bytes:
+        """A shard's first state: its parents' final states after resharding, else training's seed.
+
+        Stations are keyed by partition key, so whichever shard a station's records move to
+        continues its lag history and online model exactly where the parent left them.
+        """
+        if not cursor.parent_ids:
+            return self.seed()
+        merged: dict[str, StationState] = {}
+        for parent_id in cursor.parent_ids:
+            parent = self.cursors.get(parent_id)
+            blob = parent.committed_blob if parent is not None else self.checkpoints.load_state_blob(
+                self.checkpoints.get(parent_id))
+            for station, state in load_states(blob or self.seed()).items():
+                known = merged.get(station)
+                if known is None or (state.history.last_hour or -1) > (known.history.last_hour or -1):
+                    merged[station] = state
+        return dump_states(merged) if merged else self.seed()
 
     def _ready(self, cursor: ShardCursor) -> bool:
         if cursor.finished:
@@ -132,6 +153,9 @@ class Consumer:
 
     def _poll_shard(self, cursor: ShardCursor) -> int:
         try:
+            if cursor.states is None:
+                cursor.committed_blob = self._initial_state(cursor)
+                cursor.states = load_states(cursor.committed_blob)
             if cursor.checkpoint.pending_until is not None:
                 records = self._read_pending(cursor)
                 if records:
@@ -208,7 +232,7 @@ class Consumer:
     def _fail(self, cursor: ShardCursor, exc: Exception) -> None:
         # Roll the in-memory state back to the last commit: the batch will be read again.
         self.stats.failures += 1
-        cursor.states = load_states(cursor.committed_blob)
+        cursor.states = load_states(cursor.committed_blob) if cursor.committed_blob else None
         cursor.iterator = None
         log.error("shard %s: batch failed, will retry from the checkpoint: %s: %s", cursor.shard_id, type(exc).__name__, exc)
 

@@ -54,8 +54,10 @@ MIN_PLAUSIBLE_KELVIN = 200.0
 #: Above this an hourly rain or snow reading is a fault (the source has a 9,831 mm hour;
 #: the world record is about 300 mm in an hour).
 MAX_PLAUSIBLE_MM_PER_HOUR = 300.0
-#: How far back the lags reach, in hours.
-WINDOW_HOURS = 168
+#: How long a station remembers which hours it has processed. A record that comes late
+#: (a producer's retried entry lands after later ones) is still used if its hour is newer
+#: than this and unseen; older ones cannot be told from duplicates and are refused.
+RETAIN_HOURS = 720
 NAN = math.nan
 _EPOCH = datetime(1970, 1, 1)
 
@@ -90,14 +92,15 @@ class StationHistory:
         self.holiday_dates: set[date] = set()
         self.last_hour: int | None = None
 
-    def check_order(self, record: TrafficRecord) -> None:
-        """Refuse a record that is not strictly after the last one seen for this station."""
+    def admit(self, record: TrafficRecord) -> None:
+        """Refuse a record already processed, or too old to tell; accept a late but new one."""
         hour = hour_ordinal(record.local_time)
-        if self.last_hour is not None and hour <= self.last_hour:
-            if hour in self.volumes or hour == self.last_hour:
-                raise DecodeError("duplicate_event", f"{record.event_id} was already processed")
+        if hour in self.volumes:
+            raise DecodeError("duplicate_event", f"{record.event_id} was already processed")
+        if self.last_hour is not None and hour <= self.last_hour - RETAIN_HOURS:
             raise DecodeError(
-                "out_of_order", f"{record.event_id} is older than the last hour processed for {record.station_id}"
+                "out_of_order",
+                f"{record.event_id} is more than {RETAIN_HOURS} h older than the newest hour of {record.station_id}",
             )
 
     def features(self, record: TrafficRecord) -> dict[str, float | str]:
@@ -126,12 +129,13 @@ class StationHistory:
         if hour not in self.volumes:
             self.hours.append(hour)
         self.volumes[hour] = record.traffic_volume
-        while self.hours and self.hours[0] < hour - WINDOW_HOURS:
+        newest = hour if self.last_hour is None else max(hour, self.last_hour)
+        while self.hours and self.hours[0] <= newest - RETAIN_HOURS:
             self.volumes.pop(self.hours.popleft(), None)
         if record.holiday is not None:
-            self.holiday_dates = {d for d in self.holiday_dates if (local.date() - d).days < 2}
+            self.holiday_dates = {d for d in self.holiday_dates if abs((local.date() - d).days) < 31}
             self.holiday_dates.add(local.date())
-        self.last_hour = hour
+        self.last_hour = newest
 
     def __getstate__(self) -> tuple:
         return (self.volumes, self.hours, self.holiday_dates, self.last_hour)
@@ -155,14 +159,14 @@ def to_frame(rows: list[dict[str, float | str]]) -> pd.DataFrame:
 def training_frame(records: Iterable[TrafficRecord]) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
     """Features, target and local event times for records in stream order, as serving sees them.
 
-    Records that serving would refuse (a duplicate or out-of-order hour) are skipped here too.
+    Records that serving would refuse (a duplicate or a too-old hour) are skipped here too.
     """
     histories: dict[str, StationHistory] = {}
     rows, targets, times = [], [], []
     for record in records:
         history = histories.setdefault(record.station_id, StationHistory())
         try:
-            history.check_order(record)
+            history.admit(record)
         except DecodeError:
             continue
         rows.append(history.features(record))

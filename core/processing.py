@@ -99,7 +99,7 @@ def process_batch(
             state = states.get(record.station_id)
             if state is None:
                 state = states[record.station_id] = StationState()
-            state.history.check_order(record)
+            state.history.admit(record)
         except DecodeError as exc:
             dead.append(DeadLetter(raw.shard_id, raw.sequence_number, raw.partition_key, exc.reason, exc.message, raw.data))
             continue

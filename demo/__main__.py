@@ -28,9 +28,13 @@ def run(cmd: list[str], **kwargs) -> None:
     subprocess.run([sys.executable, *cmd], check=True, **kwargs)
 
 
-def start(cmd: list[str], log_path: Path) -> subprocess.Popen:
+def start(cmd: list[str], log_path: Path, threads: int | None = None) -> subprocess.Popen:
     print(f"\n$ {' '.join(cmd)} &   (log: {log_path})", flush=True)
-    return subprocess.Popen([sys.executable, *cmd], stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
+    env = dict(os.environ)
+    if threads is not None:
+        # OpenMP spinning on every core starves the consumer on a small machine.
+        env["OMP_NUM_THREADS"] = str(threads)
+    return subprocess.Popen([sys.executable, *cmd], stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, env=env)
 
 
 def stop(process: subprocess.Popen, name: str, timeout: float = 60) -> None:
@@ -72,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     run(["-m", "training", "train", "--train-end", args.train_end, *data])
 
     consumer = start(["-m", "consumer"], logs / "consumer.log")
-    retrainer = start(["-m", "training", "retrain", "--follow", "--poll-seconds", "2"], logs / "retrainer.log")
+    retrainer = start(["-m", "training", "retrain", "--follow", "--poll-seconds", "2"], logs / "retrainer.log",
+                      threads=1 if (os.cpu_count() or 1) <= 2 else None)
     try:
         print(f"\n== replaying {args.start} .. {args.end} at speed {args.speed}", flush=True)
         run(["-m", "producer", "--start", args.start, "--end", args.end, "--speed", args.speed, *data])

@@ -29,7 +29,7 @@ def test_the_topology_is_complete():
     services = SERVICES["localstack"]["environment"]["SERVICES"].split(",")
     assert {"kinesis", "s3", "iam", "sts", "dynamodb"} <= set(services)
     mlflow = " ".join(SERVICES["mlflow"]["command"])
-    assert "postgresql://" in mlflow and "s3://" in mlflow
+    assert "postgresql+psycopg2://" in mlflow and "s3://" in mlflow
     assert SERVICES["producer"]["environment"]["TRAFFIC_REPLAY_SPEED"].endswith(":-1}")  # real time by default
     assert {"postgres-data", "localstack-data"} <= set(COMPOSE["volumes"])
 

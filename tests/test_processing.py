@@ -49,12 +49,18 @@ def test_bad_records_become_dead_letters_and_the_batch_goes_on():
     assert predictor.calls == 1  # the whole batch in one call
 
 
-def test_out_of_order_is_distinguished_from_duplicate():
-    a, b, c = hours(3)
+def test_a_late_new_hour_is_used_and_a_too_old_one_refused():
+    records = hours(800)
     states: dict = {}
-    process_batch([raw(a, 1), raw(c, 2)], states, None, "now")
-    out = process_batch([raw(b, 3)], states, None, "now")
-    assert [d.reason for d in out.dead_letters] == ["out_of_order"]
+    process_batch([raw(records[0], 0), raw(records[2], 1)], states, None, "now")
+    late = process_batch([raw(records[1], 2)], states, None, "now")
+    assert [r["event_id"] for r in late.rows] == [records[1].event_id] and not late.dead_letters
+    process_batch([raw(r, 3 + i) for i, r in enumerate(records[3:])], states, None, "now")
+    # records[1] again is a duplicate; an hour 797 h before the newest is beyond what is remembered.
+    out = process_batch([raw(records[1], 900), raw(records[2], 901)], states, None, "now")
+    assert [d.reason for d in out.dead_letters] == ["out_of_order", "out_of_order"]
+    out = process_batch([raw(records[500], 902)], states, None, "now")
+    assert [d.reason for d in out.dead_letters] == ["duplicate_event"]
 
 
 def test_online_model_predicts_before_it_learns():

@@ -1,0 +1,1 @@
+"""LocalStack for traffic-stream: its healthcheck for Docker, and native.py to run it without Docker."""

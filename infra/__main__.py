@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from core.config import Settings
 from infra.provision import Provisioner
@@ -15,6 +16,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m infra", description=__doc__)
     parser.add_argument("action", choices=["create", "delete"])
     parser.add_argument("--no-iam", action="store_true", help="skip IAM (for accounts where you may not manage it)")
+    parser.add_argument("--users", action="store_true",
+                        help="also create an IAM user and access key per component, stored as AWS profiles")
+    parser.add_argument("--credentials-file", type=Path, default=None,
+                        help="shared-credentials file for --users (default: TRAFFIC_HOME/credentials, mode 0600)")
     return parser
 
 
@@ -22,9 +27,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    provisioner = Provisioner(Settings.from_env())
+    settings = Settings.from_env()
+    provisioner = Provisioner(settings)
     if args.action == "create":
-        print(json.dumps(provisioner.create(with_iam=not args.no_iam), indent=2))
+        created = provisioner.create(with_iam=not args.no_iam)
+        if args.users:
+            path = args.credentials_file or settings.home / "credentials"
+            created["profiles"] = provisioner.create_users(path)
+            created["credentials_file"] = str(path)
+        print(json.dumps(created, indent=2))
     else:
         provisioner.delete()
         print("deleted")

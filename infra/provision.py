@@ -7,9 +7,12 @@ AWS; which one is decided by the standard AWS configuration alone.
 
 from __future__ import annotations
 
+import configparser
 import json
 import logging
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from botocore.exceptions import ClientError
 
@@ -144,6 +147,43 @@ class Provisioner:
         self.iam.create_policy_version(PolicyArn=arn, PolicyDocument=body, SetAsDefault=True)
         log.info("updated policy %s", arn)
 
+    def create_users(self, credentials_file: Path) -> dict[str, str]:
+        """An IAM user per component with its policy and an access key, stored as a profile.
+
+        The keys go only to ``credentials_file`` (an AWS shared-credentials file, mode 0600),
+        one profile per component (``<prefix>-producer`` ...), so each component runs with
+        ``AWS_PROFILE`` through the standard chain. They are never printed or logged.
+        Returns component -> profile name.
+        """
+        resources = self.resources()
+        profiles = configparser.ConfigParser()
+        if credentials_file.exists():
+            profiles.read(credentials_file)
+        names = {}
+        for component in POLICIES:
+            name = f"{self.settings.resource_prefix}-{component}"
+            arn = f"arn:{resources.partition}:iam::{resources.account}:policy/{name}"
+            try:
+                self.iam.create_user(UserName=name)
+                log.info("created user %s", name)
+            except ClientError as exc:
+                if _code(exc) != "EntityAlreadyExists":
+                    raise
+            self.iam.attach_user_policy(UserName=name, PolicyArn=arn)
+            existing = [k["AccessKeyId"] for k in self.iam.list_access_keys(UserName=name)["AccessKeyMetadata"]]
+            if not (profiles.has_section(name) and profiles[name].get("aws_access_key_id") in existing):
+                for key_id in existing:  # a key we no longer hold the secret of is useless: rotate it
+                    self.iam.delete_access_key(UserName=name, AccessKeyId=key_id)
+                key = self.iam.create_access_key(UserName=name)["AccessKey"]
+                profiles[name] = {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
+                log.info("created an access key for %s (stored in profile %s)", name, name)
+            names[component] = name
+        credentials_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(credentials_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            profiles.write(out)
+        return names
+
     # -- delete -----------------------------------------------------------------------------
 
     def delete(self) -> None:
@@ -185,7 +225,15 @@ class Provisioner:
         for component in POLICIES:
             name = f"{self.settings.resource_prefix}-{component}"
             arn = f"arn:{resources.partition}:iam::{resources.account}:policy/{name}"
+            try:
+                for key in self.iam.list_access_keys(UserName=name)["AccessKeyMetadata"]:
+                    self.iam.delete_access_key(UserName=name, AccessKeyId=key["AccessKeyId"])
+            except ClientError as exc:
+                if _code(exc) != "NoSuchEntity":
+                    raise
             for call in (
+                lambda: self.iam.detach_user_policy(UserName=name, PolicyArn=arn),
+                lambda: self.iam.delete_user(UserName=name),
                 lambda: self.iam.detach_role_policy(RoleName=name, PolicyArn=arn),
                 lambda: self.iam.delete_role(RoleName=name),
             ):

@@ -91,7 +91,7 @@ def _clean_env(venv: Path) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("PYTHON", "AWS_ENDPOINT_URL", "PIP_REQUIRE_VIRTUALENV")) and k != "VIRTUAL_ENV"
+        if not k.startswith(("PYTHON", "AWS_ENDPOINT_URL")) and k != "VIRTUAL_ENV"
     }
     env["VIRTUAL_ENV"] = str(venv)
     env["PATH"] = os.pathsep.join([str(venv / "bin"), env.get("PATH", os.defpath)])
@@ -491,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
             print("LocalStack stopped" if stopped else "LocalStack was not running")
         else:
             pid = running_pid(home)
-            port = _read_int(home / PORT_FILE) or args.port or default_port()
+            port = args.port or _read_int(home / PORT_FILE) or default_port()
             report = health(port)
             missing = not_ready(report)
             print(f"pid: {pid or 'not running'}  endpoint: {endpoint(port)}  home: {home}")

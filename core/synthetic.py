@@ -98,3 +98,33 @@ def write_csv(path: Path, **kwargs) -> Path:
     """Write a synthetic CSV (gzip when the name ends in ``.gz``) and return its path."""
     generate(**kwargs).to_csv(path, index=False, compression="infer")
     return path
+
+
+def many_stations(records: list, count: int, seed: int = 0) -> list:
+    """Clearly synthetic stations: the given series scaled per station, ids ``syn-01`` ...
+
+    Returned in event-time order across stations (as a live multi-station stream would be).
+
+    >>> from core import dataset
+    >>> base = dataset.to_records(generate(hours=48, seed=1), "301")
+    >>> out = many_stations(base, 3)
+    >>> len(out) == 3 * len(base), sorted({r.station_id for r in out})
+    (True, ['syn-01', 'syn-02', 'syn-03'])
+    """
+    from core.schema import TrafficRecord
+
+    rng = np.random.default_rng(seed)
+    scales = rng.uniform(0.6, 1.4, size=count)
+    out = []
+    for index, scale in enumerate(scales, start=1):
+        station = f"syn-{index:02d}"
+        for r in records:
+            out.append(
+                TrafficRecord.build(
+                    station_id=station, local_time=r.local_time, temp=r.temp, rain_1h=r.rain_1h, snow_1h=r.snow_1h,
+                    clouds_all=r.clouds_all, weather=[(w.main, w.description) for w in r.weather], holiday=r.holiday,
+                    traffic_volume=int(round(r.traffic_volume * scale)),
+                )
+            )
+    out.sort(key=lambda r: (r.event_time, r.station_id))
+    return out

@@ -143,7 +143,7 @@ def is_installed(venv: Path | None = None) -> bool:
 
 
 def _run(cmd: list[str], what: str, **kwargs) -> None:
-    result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+    result = subprocess.run(cmd, check=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
     if result.returncode != 0:
         tail = "\n".join(result.stdout.splitlines()[-40:])
         raise LocalStackError(f"{what} failed (exit {result.returncode}): {' '.join(cmd)}\n{tail}")
@@ -192,7 +192,22 @@ def install(force: bool = False, verbose: bool = False) -> Path:
         if not (venv / STATIC_FS / STATIC_LIBS / "kinesis-local").is_dir():
             raise LocalStackError(f"kinesis-mock was not fetched into {venv / STATIC_FS / STATIC_LIBS}")
         (venv / STAMP).write_text(_requirements_hash() + "\n")
+    bind_kinesis_mock_to_loopback(venv)
     return venv
+
+
+def bind_kinesis_mock_to_loopback(venv: Path) -> int:
+    """kinesis-mock listens on every interface with no setting to change it: rewrite its
+    listen address to 127.0.0.1 in LocalStack's copy. Returns how many copies were patched."""
+    patched = 0
+    for main_js in (venv / STATIC_FS / STATIC_LIBS / "kinesis-local").glob("*/node_modules/kinesis-local/main.js"):
+        source = main_js.read_text()
+        if source.count('"0.0.0.0"') == 1:
+            main_js.write_text(source.replace('"0.0.0.0"', '"127.0.0.1"'))
+            patched += 1
+        elif '"0.0.0.0"' in source:
+            raise LocalStackError(f"{main_js}: kinesis-mock's listen address is not where expected")
+    return patched
 
 
 # -------------------------------------------------------------------------------------------- processes
@@ -387,6 +402,7 @@ def start(port: int | None = None, home: Path | str | None = None, timeout: floa
     if not _port_free(port):
         raise LocalStackError(f"127.0.0.1:{port} is in use by another process; set LOCALSTACK_PORT to a free port")
 
+    bind_kinesis_mock_to_loopback(venv)
     _link_static_libs(venv, home)
     with open(home / LOG_FILE, "wb") as log:
         process = subprocess.Popen(
@@ -462,7 +478,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="native.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=["install", "start", "stop", "status"])
     parser.add_argument("--port", type=int, default=None, help=f"default $LOCALSTACK_PORT or {DEFAULT_PORT}")
-    parser.add_argument("--home", type=Path, default=None, help="default $LOCALSTACK_HOME or .traffic-stream/localstack")
+    parser.add_argument(
+        "--home", type=Path, default=None, help="default $LOCALSTACK_HOME or .traffic-stream/localstack"
+    )
     parser.add_argument("--timeout", type=float, default=None, help="start: seconds to wait for health (180)")
     parser.add_argument("--force", action="store_true", help="install: rebuild the virtualenv even if current")
     args = parser.parse_args(argv)

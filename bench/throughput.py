@@ -1,0 +1,231 @@
+"""``python -m bench.throughput``: records/s of the core, the consumer and the producer; latency; memory.
+
+1. the pure processing core in one process: decode + features + batch prediction (one
+   call per 500-record batch) + online predict-and-learn;
+2. the consumer end to end against a moto server: GetRecords -> process -> S3 results ->
+   DynamoDB checkpoint + S3 state, at 1, 4 and 16 shards;
+3. the producer: PutRecords in 500-record calls, same shard counts;
+4. latency from PutRecords to the prediction visible in S3 at a steady 100 records/s, with
+   the consumer as its own process, and that process's peak RSS.
+
+Records are synthetic (32 synthetic stations, so partition keys spread over the shards).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from bench.machine import describe
+
+
+class StaticChampion:
+    """A fitted batch model that never changes (the registry is not what is measured here)."""
+
+    def __init__(self, model) -> None:
+        self.model, self.version, self.ready = model, "bench", True
+
+    def refresh(self, force: bool = False) -> bool:
+        return False
+
+    def predict(self, frame):
+        return self.model.predict(frame)
+
+
+def synthetic(total: int, stations: int = 32):
+    from core import dataset, synthetic as syn
+
+    hours = -(-total // stations)
+    base = dataset.to_records(syn.generate(start="2014-01-01", hours=int(hours * 1.06) + 24, seed=11), "301")[:hours]
+    return syn.many_stations(base, stations)[:total]
+
+
+def fitted_model(records):
+    from core import batch_model, features
+
+    X, y, _ = features.training_frame(records[:20000])
+    return batch_model.build_pipeline(max_iter=300).fit(X, y)
+
+
+def bench_core(records, model) -> float:
+    from core.processing import RawRecord, process_batch
+    from core.schema import encode
+
+    raws = [RawRecord(encode(r), "s", str(i), r.station_id) for i, r in enumerate(records)]
+    predictor = StaticChampion(model)
+    states: dict = {}
+    started = time.perf_counter()
+    for i in range(0, len(raws), 500):
+        process_batch(raws[i : i + 500], states, predictor, "t")
+    return len(raws) / (time.perf_counter() - started)
+
+
+def settings_for(shards: int):
+    from core.config import Settings
+
+    suffix = uuid.uuid4().hex[:8]
+    return Settings.from_env().replace(stream_name=f"bench-{suffix}", bucket=f"bench-{suffix}",
+                                       checkpoint_table=f"bench-{suffix}", stream_shards=shards,
+                                       mlflow_bucket=f"bench-mlflow-{suffix}")
+
+
+def bench_pipeline(records, model, shards: int) -> tuple[float, float]:
+    from adapters import aws
+    from adapters.result_store import ResultStore
+    from consumer.checkpoints import CheckpointStore
+    from consumer.worker import Consumer
+    from infra.provision import Provisioner
+    from producer.kinesis_writer import KinesisWriter
+    from producer.run import replay
+
+    settings = settings_for(shards)
+    provisioner = Provisioner(settings)
+    provisioner.create(with_iam=False)
+    try:
+        writer = KinesisWriter(aws.client("kinesis", settings), settings.stream_name)
+        started = time.perf_counter()
+        replay(records, writer, None, show_progress=False)
+        producer_rate = len(records) / (time.perf_counter() - started)
+
+        s3 = aws.client("s3", settings)
+        consumer = Consumer(settings, aws.client("kinesis", settings), ResultStore(s3, settings.bucket),
+                            CheckpointStore(aws.client("dynamodb", settings), s3, settings.checkpoint_table,
+                                            settings.bucket, settings.app_name), StaticChampion(model))
+        consumer.seed()
+        consumer.discover()
+        started = time.perf_counter()
+        while consumer.stats.records < len(records):
+            consumer.poll()
+        consumer_rate = len(records) / (time.perf_counter() - started)
+    finally:
+        provisioner.delete()
+    return producer_rate, consumer_rate
+
+
+def bench_latency(records, seconds: float, rate: float, workdir: Path) -> tuple[list[float], float]:
+    """Put ``rate`` records/s for ``seconds``; return put->visible-in-S3 latencies and consumer peak RSS (MB)."""
+    from adapters import aws
+    from adapters.result_store import PREDICTIONS_PREFIX, ResultStore
+    from infra.provision import Provisioner
+
+    settings = settings_for(1)
+    Provisioner(settings).create(with_iam=False)
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "TRAFFIC_STREAM_NAME": settings.stream_name,
+           "TRAFFIC_BUCKET": settings.bucket, "TRAFFIC_CHECKPOINT_TABLE": settings.checkpoint_table,
+           "TRAFFIC_POLL_SECONDS": "0.05", "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'latency-mlflow.db'}"}
+    consumer = subprocess.Popen([sys.executable, "-m", "consumer", "--no-tracking"], env=env,
+                                stdout=open(workdir / "latency-consumer.log", "wb"), stderr=subprocess.STDOUT)
+    kinesis = aws.client("kinesis", settings)
+    store = ResultStore(aws.client("s3", settings), settings.bucket)
+    from core.schema import encode
+
+    count = int(seconds * rate)
+    sample = records[:count]
+    put_at: dict[str, float] = {}
+    seen_at: dict[str, float] = {}
+    peak_rss = [0.0]
+    done = threading.Event()
+
+    def watch() -> None:
+        known: set[str] = set()
+        while not done.is_set():
+            fresh = [k for k in store.list_keys(PREDICTIONS_PREFIX) if k not in known]
+            now = time.perf_counter()
+            if fresh:
+                known.update(fresh)
+                for event_id in store.read_prediction_objects(fresh)["event_id"]:
+                    seen_at.setdefault(event_id, now)
+            try:
+                for line in open(f"/proc/{consumer.pid}/status"):
+                    if line.startswith("VmHWM:"):
+                        peak_rss[0] = max(peak_rss[0], int(line.split()[1]) / 1024)
+            except OSError:
+                pass
+            if len(seen_at) >= count:
+                return
+            time.sleep(0.01)
+
+    try:
+        # Let the consumer start (imports, shard discovery) before the clock matters.
+        kinesis.put_records(StreamName=settings.stream_name, Records=[{"Data": encode(sample[0]), "PartitionKey": "warm"}])
+        deadline = time.monotonic() + 120
+        while not store.list_keys(PREDICTIONS_PREFIX) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        started = time.perf_counter()
+        for i, record in enumerate(sample[1:], start=1):
+            due = started + i / rate
+            while time.perf_counter() < due:
+                time.sleep(max(0.0, due - time.perf_counter()))
+            put_at[record.event_id] = time.perf_counter()
+            kinesis.put_records(StreamName=settings.stream_name,
+                                Records=[{"Data": encode(record), "PartitionKey": record.station_id}])
+        watcher.join(60)
+    finally:
+        done.set()
+        consumer.terminate()
+        consumer.wait(30)
+    latencies = [seen_at[e] - put_at[e] for e in put_at if e in seen_at]
+    return latencies, peak_rss[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.throughput", description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,50000,200000", help="record counts for the core and pipeline runs")
+    parser.add_argument("--shards", default="1,4,16")
+    parser.add_argument("--pipeline-max", type=int, default=50000, help="largest record count sent through moto")
+    parser.add_argument("--latency-seconds", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    shard_counts = [int(s) for s in args.shards.split(",")]
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
+    from infra.emulator import free_port, start
+
+    port = free_port()
+    emulator = start(port, workdir / "moto.log")
+    os.environ.update({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "bench",
+                       "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
+                       "TRAFFIC_HOME": str(workdir)})
+    lines = []
+    try:
+        records = synthetic(max(sizes))
+        model = fitted_model(records)
+        lines.append("| stage | shards | records | records/s |")
+        lines.append("|---|---:|---:|---:|")
+        for size in sizes:
+            lines.append(f"| core (decode+features+batch+online) | - | {size:,} | {bench_core(records[:size], model):,.0f} |")
+            print(lines[-1], flush=True)
+        for shards in shard_counts:
+            for size in (s for s in sizes if s <= args.pipeline_max):
+                producer_rate, consumer_rate = bench_pipeline(records[:size], model, shards)
+                lines.append(f"| producer (PutRecords) | {shards} | {size:,} | {producer_rate:,.0f} |")
+                lines.append(f"| consumer end to end (moto) | {shards} | {size:,} | {consumer_rate:,.0f} |")
+                print("\n".join(lines[-2:]), flush=True)
+        latencies, rss = bench_latency(records, args.latency_seconds, 100.0, workdir)
+    finally:
+        emulator.terminate()
+    ms = sorted(x * 1000 for x in latencies)
+    p50, p99 = statistics.median(ms), ms[int(0.99 * (len(ms) - 1))]
+    print()
+    print(describe())
+    print("\n".join(lines))
+    print(f"\nlatency put -> prediction visible in S3 at 100 records/s over {len(ms):,} records: "
+          f"p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {ms[-1]:.0f} ms")
+    print(f"consumer peak RSS (VmHWM): {rss:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

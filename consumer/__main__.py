@@ -15,22 +15,26 @@ import threading
 from adapters import aws, model_registry
 from adapters.result_store import ResultStore
 from consumer.checkpoints import CheckpointStore
+from consumer.leases import LeaseCoordinator, new_worker_id
 from consumer.streaming_run import StreamingRun
 from consumer.worker import Consumer
 from core.config import Settings
 
 
-def build(settings: Settings, track: bool = True) -> Consumer:
+def build(settings: Settings, track: bool = True, worker_id: str | None = None) -> Consumer:
     s3 = aws.client("s3", settings)
+    dynamodb = aws.client("dynamodb", settings)
     model_registry.connect(settings)
     champion = model_registry.Champion(settings)
     return Consumer(
         settings,
         aws.client("kinesis", settings),
         ResultStore(s3, settings.bucket),
-        CheckpointStore(aws.client("dynamodb", settings), s3, settings.checkpoint_table, settings.bucket, settings.app_name),
+        CheckpointStore(dynamodb, s3, settings.checkpoint_table, settings.bucket, settings.app_name),
         champion,
         StreamingRun(settings) if track else None,
+        LeaseCoordinator(dynamodb, settings.checkpoint_table, settings.app_name, worker_id or new_worker_id(),
+                         settings.lease_seconds),
     )
 
 
@@ -38,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m consumer", description=__doc__.splitlines()[0])
     parser.add_argument("--idle-exit", type=float, default=None, help="stop after this many seconds without records")
     parser.add_argument("--no-tracking", action="store_true", help="do not log a streaming run to MLflow")
+    parser.add_argument("--worker-id", default=None, help="this worker's name in the lease table (default host-pid-random)")
     return parser
 
 
@@ -46,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env()
-    consumer = build(settings, track=not args.no_tracking)
+    consumer = build(settings, track=not args.no_tracking, worker_id=args.worker_id)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -9,8 +9,16 @@ state, which rewrites the same objects with the same content: results appear onc
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+from botocore.exceptions import ClientError
+
+from consumer.leases import LeaseLost
+
+#: (owner, lease counter): what a fenced write is conditional on.
+Fence = tuple[str, int]
 
 
 STATE_PREFIX = "state/"
@@ -54,30 +62,41 @@ class CheckpointStore:
             return None
         return self.s3.get_object(Bucket=self.bucket, Key=checkpoint.state_key)["Body"].read()
 
-    def begin(self, shard_id: str, pending_until: str) -> None:
-        """Record that a batch ending at ``pending_until`` is about to be written."""
-        self.dynamodb.update_item(
-            TableName=self.table,
-            Key=self._key(shard_id),
-            UpdateExpression="SET pending_until = :p, updated_at = :t",
-            ExpressionAttributeValues={":p": {"S": pending_until}, ":t": {"S": _now()}},
-        )
+    def _update(self, shard_id: str, expression: str, values: dict, fence: Fence | None) -> None:
+        kwargs = {}
+        if fence is not None:
+            kwargs["ConditionExpression"] = "lease_owner = :owner AND lease_counter = :counter"
+            values = {**values, ":owner": {"S": fence[0]}, ":counter": {"N": str(fence[1])}}
+        try:
+            self.dynamodb.update_item(TableName=self.table, Key=self._key(shard_id), UpdateExpression=expression,
+                                      ExpressionAttributeValues=values, **kwargs)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise LeaseLost(f"the lease of {shard_id} moved on: write refused") from None
+            raise
 
-    def commit(self, shard_id: str, sequence_number: str | None, state_blob: bytes, previous: Checkpoint, shard_end: bool = False) -> Checkpoint:
+    def begin(self, shard_id: str, pending_until: str, fence: Fence | None = None) -> None:
+        """Record that a batch ending at ``pending_until`` is about to be written."""
+        self._update(shard_id, "SET pending_until = :p, updated_at = :t",
+                     {":p": {"S": pending_until}, ":t": {"S": _now()}}, fence)
+
+    def commit(self, shard_id: str, sequence_number: str | None, state_blob: bytes, previous: Checkpoint,
+               shard_end: bool = False, fence: Fence | None = None) -> Checkpoint:
         """Store the state as of ``sequence_number`` and move the checkpoint there."""
-        state_key = f"{STATE_PREFIX}{self.app_name}/{shard_id}/{sequence_number or 'start'}.pkl"
+        # The state key is unique to this commit, so a fenced-off writer never overwrites the
+        # state a checkpoint points at; it can only leave an orphan object behind.
+        state_key = f"{STATE_PREFIX}{self.app_name}/{shard_id}/{sequence_number or 'start'}-{uuid.uuid4().hex[:8]}.pkl"
         self.s3.put_object(Bucket=self.bucket, Key=state_key, Body=state_blob)
         values = {":s": {"S": state_key}, ":t": {"S": _now()}, ":e": {"BOOL": shard_end}}
         expression = "SET state_key = :s, updated_at = :t, shard_end = :e"
         if sequence_number is not None:
             expression += ", sequence_number = :q"
             values[":q"] = {"S": sequence_number}
-        self.dynamodb.update_item(
-            TableName=self.table,
-            Key=self._key(shard_id),
-            UpdateExpression=expression + " REMOVE pending_until",
-            ExpressionAttributeValues=values,
-        )
+        try:
+            self._update(shard_id, expression + " REMOVE pending_until", values, fence)
+        except LeaseLost:
+            self.s3.delete_object(Bucket=self.bucket, Key=state_key)
+            raise
         if previous.state_key and previous.state_key != state_key:
             self.s3.delete_object(Bucket=self.bucket, Key=previous.state_key)
         return Checkpoint(sequence_number, None, state_key, shard_end)

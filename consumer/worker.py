@@ -21,6 +21,7 @@ from botocore.exceptions import ClientError
 from adapters.model_registry import Champion
 from adapters.result_store import ResultStore
 from consumer.checkpoints import Checkpoint, CheckpointStore
+from consumer.leases import LeaseCoordinator, LeaseLost
 from core.state_codec import dump_states, load_states
 from consumer.streaming_run import StreamingRun
 from core.config import Settings
@@ -61,6 +62,7 @@ class Consumer:
         checkpoints: CheckpointStore,
         champion: Champion | None,
         streaming_run: StreamingRun | None = None,
+        leases: LeaseCoordinator | None = None,
     ) -> None:
         self.settings = settings
         self.kinesis = kinesis
@@ -68,6 +70,9 @@ class Consumer:
         self.checkpoints = checkpoints
         self.champion = champion
         self.streaming_run = streaming_run
+        #: Without a coordinator this process reads every shard; with one, only those it leases.
+        self.leases = leases
+        self.shards: dict[str, tuple[str, ...]] = {}  # every shard of the stream -> its parents
         self.cursors: dict[str, ShardCursor] = {}
         self.stats = ConsumerStats()
         self._discovered_at = -DISCOVERY_SECONDS
@@ -91,10 +96,20 @@ class Consumer:
             if not token:
                 break
         for shard in shards:
-            if shard["ShardId"] not in self.cursors:
-                parents = tuple(p for p in (shard.get("ParentShardId"), shard.get("AdjacentParentShardId")) if p)
+            parents = tuple(p for p in (shard.get("ParentShardId"), shard.get("AdjacentParentShardId")) if p)
+            self.shards[shard["ShardId"]] = parents
+            if self.leases is None and shard["ShardId"] not in self.cursors:
                 self.cursors[shard["ShardId"]] = self._open(shard["ShardId"], parents)
         self._discovered_at = time.monotonic()
+
+    def balance(self) -> None:
+        """Renew leases and take a fair share; (re)open the shards gained, drop the ones lost."""
+        gained, lost = self.leases.tick(sorted(self.shards))
+        for shard_id in lost:
+            self.cursors.pop(shard_id, None)
+        for shard_id in gained:
+            # From the checkpoint and state as the previous holder left them.
+            self.cursors[shard_id] = self._open(shard_id, self.shards[shard_id])
 
     def _open(self, shard_id: str, parents: tuple[str, ...]) -> ShardCursor:
         checkpoint = self.checkpoints.get(shard_id)
@@ -124,10 +139,18 @@ class Consumer:
                     merged[station] = state
         return dump_states(merged) if merged else self.seed()
 
+    def _finished(self, shard_id: str) -> bool:
+        if shard_id in self.cursors:
+            return self.cursors[shard_id].finished
+        if self.leases is not None and shard_id in self.shards:
+            return shard_id in self.leases.finished
+        return True  # a parent no longer listed is past the stream's retention
+
     def _ready(self, cursor: ShardCursor) -> bool:
-        if cursor.finished:
-            return False
-        return all(self.cursors[p].finished for p in cursor.parent_ids if p in self.cursors)
+        return not cursor.finished and all(self._finished(p) for p in cursor.parent_ids)
+
+    def _fence(self, shard_id: str):
+        return self.leases.fence(shard_id) if self.leases is not None else None
 
     def _new_iterator(self, cursor: ShardCursor) -> str:
         kwargs = {"StreamName": self.settings.stream_name, "ShardId": cursor.shard_id}
@@ -143,11 +166,15 @@ class Consumer:
         """Read one batch from every shard that is ready; returns how many records were handled."""
         if time.monotonic() - self._discovered_at >= DISCOVERY_SECONDS:
             self.discover()
+        if self.leases is not None and self.leases.due():
+            self.balance()
         if self.champion is not None:
             self.champion.refresh()
         handled = 0
         for cursor in list(self.cursors.values()):
-            if self._ready(cursor):
+            if self.leases is not None and self.leases.due():
+                self.balance()  # renew between shards: a round over many shards can outlast a lease
+            if cursor.shard_id in self.cursors and self._ready(cursor):
                 handled += self._poll_shard(cursor)
         return handled
 
@@ -172,6 +199,12 @@ class Consumer:
             if cursor.iterator is None:
                 self._finish(cursor)
             return len(records)
+        except LeaseLost as exc:
+            log.warning("shard %s: %s; leaving it to its new holder", cursor.shard_id, exc)
+            self.cursors.pop(cursor.shard_id, None)
+            if self.leases is not None:
+                self.leases.held.pop(cursor.shard_id, None)
+            return 0
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ExpiredIteratorException":
                 log.info("shard %s: iterator expired, renewing from the checkpoint", cursor.shard_id)
@@ -206,14 +239,16 @@ class Consumer:
         predictor = self.champion if self.champion is not None and self.champion.ready else None
         outcome = process_batch(raws, cursor.states, predictor, now)
         last = raws[-1].sequence_number
-        self.checkpoints.begin(cursor.shard_id, last)
+        self.checkpoints.begin(cursor.shard_id, last, self._fence(cursor.shard_id))
         cursor.checkpoint = replace(cursor.checkpoint, pending_until=last)
+        self._fence(cursor.shard_id)  # still ours (not paused past the lease) before results are written
         self.store.write_rows(outcome.rows)
         self.store.write_dead_letters(outcome.dead_letters, now)
         for letter in outcome.dead_letters:
             log.warning("dead letter %s/%s: %s", letter.shard_id, letter.sequence_number, letter.message[:300])
         blob = dump_states(cursor.states)
-        cursor.checkpoint = self.checkpoints.commit(cursor.shard_id, last, blob, cursor.checkpoint)
+        cursor.checkpoint = self.checkpoints.commit(cursor.shard_id, last, blob, cursor.checkpoint,
+                                                    fence=self._fence(cursor.shard_id))
         cursor.committed_blob = blob
         self.stats.records += len(raws)
         self.stats.rows += len(outcome.rows)
@@ -224,7 +259,8 @@ class Consumer:
 
     def _finish(self, cursor: ShardCursor) -> None:
         cursor.checkpoint = self.checkpoints.commit(
-            cursor.shard_id, cursor.checkpoint.sequence_number, cursor.committed_blob, cursor.checkpoint, shard_end=True
+            cursor.shard_id, cursor.checkpoint.sequence_number, cursor.committed_blob, cursor.checkpoint,
+            shard_end=True, fence=self._fence(cursor.shard_id),
         )
         cursor.finished = True
         log.info("shard %s: read to its end (closed after resharding)", cursor.shard_id)
@@ -256,6 +292,8 @@ class Consumer:
                 log.info("no records for %.0f s: stopping", idle_exit_seconds)
                 break
             stop.wait(backoff)
+        if self.leases is not None:
+            self.leases.release_all()  # hand the shards over at once instead of after a lease period
         if self.streaming_run is not None:
             self.streaming_run.close()
         return self.stats

@@ -38,6 +38,7 @@ ENVIRONMENT = {
     "TRAFFIC_BATCH_SIZE": "500",
     "TRAFFIC_POLL_SECONDS": "0.2",
     "TRAFFIC_CHAMPION_REFRESH_SECONDS": "10",
+    "TRAFFIC_LEASE_SECONDS": "10",
     "TRAFFIC_REPLAY_SPEED": "1",
     "TRAFFIC_RESOURCE_PREFIX": "traffic-stream",
     "MLFLOW_TRACKING_URI": "",
@@ -65,6 +66,7 @@ class Settings:
     batch_size: int
     poll_seconds: float
     champion_refresh_seconds: float
+    lease_seconds: float
     replay_speed: str
     resource_prefix: str
     tracking_uri: str
@@ -98,6 +100,7 @@ class Settings:
             batch_size=int(get("TRAFFIC_BATCH_SIZE")),
             poll_seconds=float(get("TRAFFIC_POLL_SECONDS")),
             champion_refresh_seconds=float(get("TRAFFIC_CHAMPION_REFRESH_SECONDS")),
+            lease_seconds=float(get("TRAFFIC_LEASE_SECONDS")),
             replay_speed=get("TRAFFIC_REPLAY_SPEED"),
             resource_prefix=get("TRAFFIC_RESOURCE_PREFIX"),
             tracking_uri=tracking_uri,

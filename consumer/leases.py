@@ -1,0 +1,263 @@
+"""Shard leases in DynamoDB, the way the Kinesis Client Library coordinates workers.
+
+Every worker of an application (same ``TRAFFIC_APP_NAME``) holds a lease per shard it
+reads, on the shard's checkpoint item: ``lease_owner`` and a ``lease_counter`` that the
+owner increments at every renewal. A lease whose counter has not moved for a whole lease
+period (as observed by the worker looking at it, so clocks need not agree) is expired and
+may be taken. Workers announce themselves with a heartbeat item, aim for an equal share of
+the unfinished shards, take free or expired leases first and steal one from the most loaded
+worker when still short. Every change is a conditional write on the counter that was seen.
+
+The counter is also the fencing token: checkpoint and state writes are conditional on
+``lease_owner`` and ``lease_counter`` (see :mod:`consumer.checkpoints`), and a worker stops
+writing results once its lease's local deadline has passed, so a paused or partitioned
+worker that lost its lease can no longer change anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from botocore.exceptions import ClientError
+
+log = logging.getLogger(__name__)
+
+#: Part of a lease period after which a holder stops writing unless it has renewed.
+SAFETY = 0.8
+
+
+class LeaseLost(RuntimeError):
+    """This worker no longer holds the lease of a shard it was working on."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    shard_id: str
+    owner: str | None
+    counter: int
+    finished: bool
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def _conditional_failed(exc: ClientError) -> bool:
+    return exc.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
+class LeaseCoordinator:
+    def __init__(
+        self,
+        dynamodb,
+        table: str,
+        app_name: str,
+        worker_id: str,
+        lease_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.dynamodb = dynamodb
+        self.table = table
+        self.app_name = app_name
+        self.worker_id = worker_id
+        self.period = lease_seconds
+        self.clock = clock
+        self.held: dict[str, int] = {}  # shard -> the counter we last wrote
+        self.deadline: dict[str, float] = {}  # shard -> until when we may write (local clock)
+        self._observed: dict[str, tuple[int, float]] = {}  # shard -> (counter seen, since when)
+        self._ticked_at: float | None = None
+        self.finished: set[str] = set()
+
+    # -- keys ---------------------------------------------------------------------------------
+
+    def _key(self, shard_id: str) -> dict:
+        return {"shard_key": {"S": f"{self.app_name}#{shard_id}"}}
+
+    def fence(self, shard_id: str) -> tuple[str, int]:
+        """The token a write for ``shard_id`` is conditional on; raises if the lease is gone."""
+        if shard_id not in self.held or self.clock() >= self.deadline[shard_id]:
+            raise LeaseLost(f"{self.worker_id} no longer holds {shard_id}")
+        return self.worker_id, self.held[shard_id]
+
+    # -- reading the table --------------------------------------------------------------------
+
+    def leases(self, shard_ids: list[str]) -> dict[str, Lease]:
+        out = {}
+        for shard_id in shard_ids:
+            item = self.dynamodb.get_item(TableName=self.table, Key=self._key(shard_id), ConsistentRead=True).get("Item", {})
+            out[shard_id] = Lease(
+                shard_id,
+                item.get("lease_owner", {}).get("S"),
+                int(item.get("lease_counter", {}).get("N", "0")),
+                item.get("shard_end", {}).get("BOOL", False),
+            )
+        return out
+
+    def live_workers(self) -> set[str]:
+        """Workers whose heartbeat moved within a lease period (this one included)."""
+        prefix = f"{self.app_name}#worker#"
+        now = self.clock()
+        alive = {self.worker_id}
+        pages = self.dynamodb.get_paginator("scan").paginate(
+            TableName=self.table, FilterExpression="begins_with(shard_key, :p)",
+            ExpressionAttributeValues={":p": {"S": prefix}}, ConsistentRead=True)
+        for page in pages:
+            for item in page["Items"]:
+                worker = item["shard_key"]["S"][len(prefix):]
+                beat = int(item["lease_counter"]["N"])
+                seen = self._observed.get(f"worker#{worker}")
+                if seen is None or seen[0] != beat:
+                    self._observed[f"worker#{worker}"] = (beat, now)
+                    alive.add(worker)
+                elif now - seen[1] < self.period:
+                    alive.add(worker)
+        return alive
+
+    def _expired(self, lease: Lease, now: float) -> bool:
+        seen = self._observed.get(lease.shard_id)
+        if seen is None or seen[0] != lease.counter:
+            self._observed[lease.shard_id] = (lease.counter, now)
+            return False
+        return now - seen[1] >= self.period
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def _heartbeat(self) -> None:
+        self.dynamodb.update_item(
+            TableName=self.table, Key=self._key(f"worker#{self.worker_id}"),
+            UpdateExpression="ADD lease_counter :one", ExpressionAttributeValues={":one": {"N": "1"}})
+
+    def _write(self, shard_id: str, expected: int | None, owner: str | None) -> int | None:
+        """Set the owner and bump the counter if it is still ``expected``; the new counter or None."""
+        new = (expected or 0) + 1
+        values = {":new": {"N": str(new)}}
+        if expected is None:
+            condition = "attribute_not_exists(lease_counter)"
+        else:
+            condition = "lease_counter = :seen"
+            values[":seen"] = {"N": str(expected)}
+        if owner is None:
+            update = "SET lease_counter = :new REMOVE lease_owner"
+        else:
+            update = "SET lease_counter = :new, lease_owner = :owner"
+            values[":owner"] = {"S": owner}
+        try:
+            self.dynamodb.update_item(TableName=self.table, Key=self._key(shard_id), UpdateExpression=update,
+                                      ConditionExpression=condition, ExpressionAttributeValues=values)
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return None
+            raise
+        return new
+
+    def _hold(self, shard_id: str, counter: int) -> None:
+        self.held[shard_id] = counter
+        self.deadline[shard_id] = self.clock() + SAFETY * self.period
+        self._observed[shard_id] = (counter, self.clock())
+
+    def renew(self) -> list[str]:
+        """Renew every lease held; returns the shards whose lease was lost."""
+        lost = []
+        for shard_id, counter in list(self.held.items()):
+            # Even past our local deadline the conditional write is the judge: if the counter
+            # is still ours, nobody has taken the lease in between.
+            new = self._write_owned(shard_id, counter)
+            if new is None:
+                lost.append(shard_id)
+            else:
+                self._hold(shard_id, new)
+        for shard_id in lost:
+            self.held.pop(shard_id, None)
+            self.deadline.pop(shard_id, None)
+            log.warning("%s lost the lease of %s", self.worker_id, shard_id)
+        return lost
+
+    def _write_owned(self, shard_id: str, counter: int) -> int | None:
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table, Key=self._key(shard_id),
+                UpdateExpression="SET lease_counter = :new",
+                ConditionExpression="lease_owner = :me AND lease_counter = :seen",
+                ExpressionAttributeValues={":new": {"N": str(counter + 1)}, ":me": {"S": self.worker_id},
+                                           ":seen": {"N": str(counter)}})
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return None
+            raise
+        return counter + 1
+
+    def release(self, shard_id: str) -> None:
+        counter = self.held.pop(shard_id, None)
+        self.deadline.pop(shard_id, None)
+        if counter is None:
+            return
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table, Key=self._key(shard_id),
+                UpdateExpression="SET lease_counter = :new REMOVE lease_owner",
+                ConditionExpression="lease_owner = :me AND lease_counter = :seen",
+                ExpressionAttributeValues={":new": {"N": str(counter + 1)}, ":me": {"S": self.worker_id},
+                                           ":seen": {"N": str(counter)}})
+            log.info("%s released %s", self.worker_id, shard_id)
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise
+
+    def release_all(self) -> None:
+        for shard_id in list(self.held):
+            self.release(shard_id)
+
+    # -- balancing ----------------------------------------------------------------------------
+
+    def due(self) -> bool:
+        return self._ticked_at is None or self.clock() - self._ticked_at >= self.period / 3
+
+    def tick(self, shard_ids: list[str]) -> tuple[list[str], list[str]]:
+        """Renew, then take or steal toward an equal share. Returns (gained, lost) shards."""
+        self._ticked_at = self.clock()
+        self._heartbeat()
+        lost = self.renew()
+        leases = self.leases(shard_ids)
+        self.finished = {s for s, lease in leases.items() if lease.finished}
+        open_leases = {s: lease for s, lease in leases.items() if not lease.finished}
+        for shard_id in [s for s in self.held if s in self.finished]:
+            self.release(shard_id)
+        workers = self.live_workers()
+        target = math.ceil(len(open_leases) / max(1, len(workers)))
+        now = self.clock()
+        gained = []
+        free = [lease for lease in open_leases.values() if lease.shard_id not in self.held and (
+            lease.owner is None or lease.owner not in workers or self._expired(lease, now))]
+        for lease in sorted(free, key=lambda l: l.shard_id):
+            if len(self.held) >= target:
+                break
+            # Counters start at 1, so 0 means the item has none yet (a shard never leased).
+            new = self._write(lease.shard_id, lease.counter or None, self.worker_id)
+            if new is not None:
+                self._hold(lease.shard_id, new)
+                gained.append(lease.shard_id)
+        floor = len(open_leases) // max(1, len(workers))
+        if len(self.held) < floor:
+            load: dict[str, list[Lease]] = {}
+            for lease in open_leases.values():
+                if lease.owner and lease.owner != self.worker_id:
+                    load.setdefault(lease.owner, []).append(lease)
+            if load:
+                busiest = max(load, key=lambda w: (len(load[w]), w))
+                if len(load[busiest]) > target or (len(load[busiest]) > floor + 1):
+                    victim = sorted(load[busiest], key=lambda l: l.shard_id)[0]
+                    new = self._write(victim.shard_id, victim.counter, self.worker_id)
+                    if new is not None:
+                        log.info("%s took %s from %s to balance", self.worker_id, victim.shard_id, busiest)
+                        self._hold(victim.shard_id, new)
+                        gained.append(victim.shard_id)
+        for shard_id in gained:
+            log.info("%s holds %s", self.worker_id, shard_id)
+        return gained, lost

@@ -1,0 +1,156 @@
+"""The same processor as an AWS Lambda handler behind a Kinesis event source mapping.
+
+Configure the mapping with ``FunctionResponseTypes=["ReportBatchItemFailures"]``,
+``BisectBatchOnFunctionError`` and an on-failure destination (``infra/lambda_deploy.py``
+does). AWS Lambda Powertools' batch utility reads the event and builds the partial-failure
+response; this module adds what a stateful stream processor needs on top of it:
+
+* records are grouped by station (the partition key) and each group goes through
+  :func:`core.processing.process_batch` in sequence order, with that station's lag history
+  and online model;
+* the station's state lives in S3, pointed at by an item in the checkpoint table whose
+  ``version`` makes every commit conditional: two invocations racing on a station cannot
+  both commit, the loser's records are reported as failures and retried;
+* a station remembers the last sequence number it committed, so records Lambda delivers
+  again (a retry from the lowest failed sequence number) are skipped, not processed twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
+from botocore.exceptions import ClientError
+
+from adapters import aws
+from adapters.result_store import ResultStore
+from consumer.checkpoints import STATE_PREFIX
+from core.config import Settings
+from core.processing import BatchPredictor, RawRecord, StationState, process_batch
+from core.state_codec import dump_states, load_states
+
+log = logging.getLogger(__name__)
+
+
+class StationCommitConflict(RuntimeError):
+    """Another invocation committed this station first; the records will be retried."""
+
+
+class StationStore:
+    """Per-station state for Lambda: an S3 blob, and a versioned pointer item in DynamoDB."""
+
+    def __init__(self, dynamodb, s3, table: str, bucket: str, app_name: str) -> None:
+        self.dynamodb, self.s3, self.table, self.bucket, self.app_name = dynamodb, s3, table, bucket, app_name
+
+    def _key(self, station_id: str) -> dict:
+        return {"shard_key": {"S": f"{self.app_name}#station#{station_id}"}}
+
+    def load(self, station_id: str, seed: bytes | None) -> tuple[StationState, int, int]:
+        """The station's state, the version it was loaded at, and its last committed sequence number."""
+        item = self.dynamodb.get_item(TableName=self.table, Key=self._key(station_id), ConsistentRead=True).get("Item")
+        if not item:
+            states = load_states(seed) if seed else {}
+            return states.get(station_id, StationState()), 0, -1
+        blob = self.s3.get_object(Bucket=self.bucket, Key=item["state_key"]["S"])["Body"].read()
+        return load_states(blob)[station_id], int(item["version"]["N"]), int(item["last_sequence"]["S"])
+
+    def commit(self, station_id: str, state: StationState, version: int, last_sequence: str) -> None:
+        key = f"{STATE_PREFIX}{self.app_name}/station={station_id}/{version + 1}-{uuid.uuid4().hex[:8]}.pkl"
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=dump_states({station_id: state}))
+        condition = "attribute_not_exists(version)" if version == 0 else "version = :v"
+        values = {":n": {"N": str(version + 1)}, ":k": {"S": key}, ":s": {"S": last_sequence}}
+        if version:
+            values[":v"] = {"N": str(version)}
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table, Key=self._key(station_id), ConditionExpression=condition,
+                UpdateExpression="SET version = :n, state_key = :k, last_sequence = :s", ExpressionAttributeValues=values)
+        except ClientError as exc:
+            self.s3.delete_object(Bucket=self.bucket, Key=key)
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise StationCommitConflict(f"station {station_id} moved past version {version}") from None
+            raise
+
+
+class StationBatchProcessor(BatchProcessor):
+    """Powertools' Kinesis batch processor, processing per station at the end of the batch."""
+
+    def __init__(self, stations: StationStore, results: ResultStore, predictor: BatchPredictor | None = None) -> None:
+        super().__init__(event_type=EventType.KinesisDataStreams, raise_on_entire_batch_failure=False)
+        self.stations, self.results, self.predictor = stations, results, predictor
+        self.groups: dict[str, list[KinesisStreamRecord]] = defaultdict(list)
+
+    def collect(self, record: KinesisStreamRecord) -> None:
+        """The per-record handler: only group; the work happens per station in ``_clean``."""
+        self.groups[record.kinesis.partition_key].append(record)
+
+    def _prepare(self) -> None:
+        super()._prepare()
+        self.groups.clear()
+
+    def _clean(self) -> None:
+        seed = self.results.read_seed()
+        for station_id, records in self.groups.items():
+            try:
+                self._process_station(station_id, records, seed)
+            except Exception as exc:  # report this station's records as failed; other stations go on
+                log.error("station %s: %s: %s", station_id, type(exc).__name__, exc)
+                failed = {r.kinesis.sequence_number for r in records}
+                # Powertools keeps the raw event records of successes.
+                self.success_messages[:] = [m for m in self.success_messages
+                                            if m["kinesis"]["sequenceNumber"] not in failed]
+                for record in records:
+                    self.failure_handler(record=record, exception=(type(exc), exc, exc.__traceback__))
+        super()._clean()
+
+    def _process_station(self, station_id: str, records: list[KinesisStreamRecord], seed: bytes | None) -> None:
+        state, version, last = self.stations.load(station_id, seed)
+        fresh = [r for r in records if int(r.kinesis.sequence_number) > last]
+        if len(fresh) < len(records):
+            log.info("station %s: %d records already committed (a retry), skipped", station_id, len(records) - len(fresh))
+        if not fresh:
+            return
+        shard = fresh[0].event_id.split(":", 1)[0]
+        raws = [RawRecord(r.kinesis.data_as_bytes(), shard, r.kinesis.sequence_number, r.kinesis.partition_key)
+                for r in fresh]
+        states = {station_id: state}
+        now = datetime.now(UTC).isoformat()
+        outcome = process_batch(raws, states, self.predictor, now)
+        self.results.write_rows(outcome.rows)
+        self.results.write_dead_letters(outcome.dead_letters, now)
+        self.stations.commit(station_id, states.get(station_id, state), version, raws[-1].sequence_number)
+
+
+_processor: StationBatchProcessor | None = None
+
+
+def processor() -> StationBatchProcessor:
+    """Built once per execution environment (cold start), reused by warm invocations."""
+    global _processor
+    if _processor is None:
+        settings = Settings.from_env()
+        s3, dynamodb = aws.client("s3", settings), aws.client("dynamodb", settings)
+        from adapters import model_registry
+
+        champion = None
+        if settings.tracking_uri and not settings.tracking_uri.startswith("sqlite"):
+            model_registry.connect(settings)
+            champion = model_registry.Champion(settings)
+            champion.refresh(force=True)
+        _processor = StationBatchProcessor(
+            StationStore(dynamodb, s3, settings.checkpoint_table, settings.bucket, settings.app_name),
+            ResultStore(s3, settings.bucket),
+            champion if champion is not None and champion.ready else None,
+        )
+    return _processor
+
+
+def handler(event: dict, context) -> dict:
+    p = processor()
+    if p.predictor is not None:
+        p.predictor.refresh()
+    return process_partial_response(event=event, record_handler=p.collect, processor=p, context=context)

@@ -50,10 +50,11 @@ def synthetic(total: int, stations: int = 32):
     return syn.many_stations(base, stations)[:total]
 
 
-def fitted_model(records):
+def fitted_model():
+    """The batch model, fitted on its own synthetic history (what it predicts is not measured here)."""
     from core import batch_model, features
 
-    X, y, _ = features.training_frame(records[:20000])
+    X, y, _ = features.training_frame(synthetic(20000, stations=4))
     return batch_model.build_pipeline(max_iter=300).fit(X, y)
 
 
@@ -180,12 +181,60 @@ def bench_latency(records, seconds: float, rate: float, workdir: Path) -> tuple[
     return latencies, peak_rss[0]
 
 
+def bench_workers(records, shards: int, workers: int, workdir: Path) -> float:
+    """Records/s of ``workers`` consumer processes sharing ``shards`` through leases."""
+    from adapters import aws
+    from consumer.checkpoints import CheckpointStore
+    from infra.provision import Provisioner
+    from producer.kinesis_writer import KinesisWriter
+    from producer.run import replay
+
+    settings = settings_for(shards)
+    provisioner = Provisioner(settings)
+    provisioner.create(with_iam=False)
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "TRAFFIC_STREAM_NAME": settings.stream_name,
+           "TRAFFIC_BUCKET": settings.bucket, "TRAFFIC_CHECKPOINT_TABLE": settings.checkpoint_table,
+           "TRAFFIC_LEASE_SECONDS": "3", "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'workers-mlflow.db'}"}
+    from adapters import model_registry
+
+    model_registry.connect(settings.replace(tracking_uri=env["MLFLOW_TRACKING_URI"]))
+    processes = [subprocess.Popen([sys.executable, "-m", "consumer", "--no-tracking", "--worker-id", f"w{i}"], env=env,
+                                  stdout=open(workdir / f"worker-{workers}-{i}.log", "wb"), stderr=subprocess.STDOUT)
+                 for i in range(workers)]
+    dynamodb = aws.client("dynamodb", settings)
+    checkpoints = CheckpointStore(dynamodb, aws.client("s3", settings), settings.checkpoint_table, settings.bucket,
+                                  settings.app_name)
+
+    def owners() -> set[str]:
+        items = dynamodb.scan(TableName=settings.checkpoint_table, ConsistentRead=True)["Items"]
+        return {i["lease_owner"]["S"] for i in items if "lease_owner" in i}
+
+    try:
+        deadline = time.monotonic() + 120
+        while len(owners()) < workers and time.monotonic() < deadline:  # every worker up and holding shards
+            time.sleep(0.2)
+        writer = KinesisWriter(aws.client("kinesis", settings), settings.stream_name)
+        started = time.perf_counter()
+        replay(records, writer, None, show_progress=False)
+        targets = dict(writer.stats.last_sequence)
+        while any(int(checkpoints.get(shard).sequence_number or 0) < seq for shard, seq in targets.items()):
+            time.sleep(0.05)
+        return len(records) / (time.perf_counter() - started)
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(30)
+        provisioner.delete()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.throughput", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,50000,200000", help="record counts for the core and pipeline runs")
     parser.add_argument("--shards", default="1,4,16")
     parser.add_argument("--pipeline-max", type=int, default=50000, help="largest record count sent through moto")
     parser.add_argument("--latency-seconds", type=float, default=30.0)
+    parser.add_argument("--workers-records", type=int, default=40000, help="records for the 1-vs-2 workers run")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     shard_counts = [int(s) for s in args.shards.split(",")]
@@ -201,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = []
     try:
         records = synthetic(max(sizes))
-        model = fitted_model(records)
+        model = fitted_model()
         lines.append("| stage | shards | records | records/s |")
         lines.append("|---|---:|---:|---:|")
         for size in sizes:
@@ -213,6 +262,12 @@ def main(argv: list[str] | None = None) -> int:
                 lines.append(f"| producer (PutRecords) | {shards} | {size:,} | {producer_rate:,.0f} |")
                 lines.append(f"| consumer end to end (moto) | {shards} | {size:,} | {consumer_rate:,.0f} |")
                 print("\n".join(lines[-2:]), flush=True)
+        worker_rates = {}
+        for workers in (1, 2):
+            worker_rates[workers] = bench_workers(records[: args.workers_records], 4, workers, workdir)
+            lines.append(f"| consumer processes sharing 4 shards by lease | {workers} worker(s) | "
+                         f"{args.workers_records:,} | {worker_rates[workers]:,.0f} |")
+            print(lines[-1], flush=True)
         latencies, rss = bench_latency(records, args.latency_seconds, 100.0, workdir)
     finally:
         emulator.terminate()
@@ -224,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nlatency put -> prediction visible in S3 at 100 records/s over {len(ms):,} records: "
           f"p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {ms[-1]:.0f} ms")
     print(f"consumer peak RSS (VmHWM): {rss:.0f} MB")
+    print(f"2 workers / 1 worker: {worker_rates[2] / worker_rates[1]:.2f}x")
     return 0
 
 

@@ -1,7 +1,9 @@
 """The batch model: a scikit-learn pipeline over the shared features.
 
 Gradient-boosted trees handle the missing lags (an absent hour) natively, so no
-imputation hides the difference between "no traffic" and "no data". The
+imputation hides the difference between "no traffic" and "no data"; the weather code is a
+native categorical feature. A Pipeline of one step keeps room for preprocessing without
+changing what MLflow stores. The
 hyperparameters were chosen on data before 2017 only (train to 2015-12-31, validate on
 2016); see ``bench/accuracy``.
 
@@ -18,12 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OrdinalEncoder
 
-from core.features import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+from core.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS
 
 DEFAULT_PARAMS = {
     "loss": "squared_error",
@@ -38,19 +38,10 @@ DEFAULT_PARAMS = {
 
 def build_pipeline(**overrides: object) -> Pipeline:
     params = {**DEFAULT_PARAMS, **overrides}
-    encode = ColumnTransformer(
-        [
-            (
-                "weather",
-                OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan, encoded_missing_value=np.nan),
-                list(CATEGORICAL_FEATURES),
-            ),
-        ],
-        remainder="passthrough",
-        verbose_feature_names_out=False,
-    ).set_output(transform="pandas")
-    regressor = HistGradientBoostingRegressor(categorical_features=list(CATEGORICAL_FEATURES), **params)
-    return Pipeline([("encode", encode), ("regress", regressor)])
+    # By position: with names, HistGradientBoosting wraps every predict in a ColumnTransformer.
+    categorical = [FEATURE_COLUMNS.index(name) for name in CATEGORICAL_FEATURES]
+    regressor = HistGradientBoostingRegressor(categorical_features=categorical, **params)
+    return Pipeline([("regress", regressor)])
 
 
 @dataclass(frozen=True)
@@ -80,7 +71,3 @@ def score(y_true, y_pred) -> Scores:
         r2=1.0 - float((err**2).sum()) / ss_tot if ss_tot else float("nan"),
         n=int(len(y_true)),
     )
-
-
-def feature_names() -> list[str]:
-    return list(NUMERIC_FEATURES + CATEGORICAL_FEATURES)

@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Iterable
 from datetime import date, datetime
 
+import numpy as np
 import pandas as pd
 
 from core.schema import DecodeError, TrafficRecord
@@ -46,8 +47,16 @@ NUMERIC_FEATURES = (
     "lag_168h",
     "mean_24h",
 )
-CATEGORICAL_FEATURES = ("weather_main",)
+#: Categorical, as a small integer code (the batch model treats it as a category).
+CATEGORICAL_FEATURES = ("weather_code",)
 FEATURE_COLUMNS = NUMERIC_FEATURES + CATEGORICAL_FEATURES
+#: The source's primary weather conditions; anything else is coded as missing.
+WEATHER_CODES = {
+    name: float(code)
+    for code, name in enumerate(
+        ("Clear", "Clouds", "Mist", "Rain", "Snow", "Drizzle", "Haze", "Thunderstorm", "Fog", "Smoke", "Squall")
+    )
+}
 
 #: Below this a reading is a sensor fault (the source has 0 K readings), not weather.
 MIN_PLAUSIBLE_KELVIN = 200.0
@@ -67,7 +76,7 @@ def hour_ordinal(local_time: datetime) -> int:
     return int((local_time - _EPOCH).total_seconds() // 3600)
 
 
-def clean_weather(record: TrafficRecord) -> dict[str, float | str]:
+def clean_weather(record: TrafficRecord) -> dict[str, float]:
     temp = record.temp
     temp_c = temp - 273.15 if temp is not None and temp >= MIN_PLAUSIBLE_KELVIN else NAN
     rain = record.rain_1h if record.rain_1h <= MAX_PLAUSIBLE_MM_PER_HOUR else NAN
@@ -77,7 +86,7 @@ def clean_weather(record: TrafficRecord) -> dict[str, float | str]:
         "rain_1h": rain,
         "snow_1h": snow,
         "clouds_all": float(record.clouds_all),
-        "weather_main": record.weather[0].main,
+        "weather_code": WEATHER_CODES.get(record.weather[0].main, NAN),
     }
 
 
@@ -103,13 +112,13 @@ class StationHistory:
                 f"{record.event_id} is more than {RETAIN_HOURS} h older than the newest hour of {record.station_id}",
             )
 
-    def features(self, record: TrafficRecord) -> dict[str, float | str]:
+    def features(self, record: TrafficRecord) -> dict[str, float]:
         local = record.local_time
         hour = hour_ordinal(local)
         get = self.volumes.get
         recent = [v for v in (get(hour - k) for k in range(1, 25)) if v is not None]
         is_holiday = record.holiday is not None or local.date() in self.holiday_dates
-        features: dict[str, float | str] = {
+        features: dict[str, float] = {
             "hour": float(local.hour),
             "weekday": float(local.weekday()),
             "month": float(local.month),
@@ -148,12 +157,10 @@ def _float(value: int | None) -> float:
     return NAN if value is None else float(value)
 
 
-def to_frame(rows: list[dict[str, float | str]]) -> pd.DataFrame:
-    """Feature dicts as the DataFrame the batch model takes (fixed column order and dtypes)."""
-    frame = pd.DataFrame.from_records(rows, columns=list(FEATURE_COLUMNS))
-    frame[list(NUMERIC_FEATURES)] = frame[list(NUMERIC_FEATURES)].astype("float64")
-    frame["weather_main"] = frame["weather_main"].astype(object)
-    return frame
+def to_frame(rows: list[dict[str, float]]) -> pd.DataFrame:
+    """Feature dicts as the DataFrame the batch model takes (fixed column order, float64)."""
+    values = np.array([[row[c] for c in FEATURE_COLUMNS] for row in rows], dtype="float64").reshape(-1, len(FEATURE_COLUMNS))
+    return pd.DataFrame(values, columns=list(FEATURE_COLUMNS))
 
 
 def training_frame(records: Iterable[TrafficRecord]) -> tuple[pd.DataFrame, pd.Series, pd.Series]:

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from river import compose, linear_model, optim, preprocessing
+from river import linear_model, optim, preprocessing
 
 LAGS = ("lag_1h", "lag_24h", "lag_168h", "mean_24h")
 LEARNING_RATE = 0.05
 
 
-def sparse_terms(features: Mapping[str, float | str]) -> dict[str, float]:
+def sparse_terms(features: Mapping[str, float]) -> dict[str, float]:
     """Expand shared features into the linear model's sparse terms (missing lag -> indicator)."""
     hour = int(features["hour"])
     terms = {f"how_{int(features['hour_of_week'])}": 1.0}
@@ -44,24 +44,33 @@ def sparse_terms(features: Mapping[str, float | str]) -> dict[str, float]:
     return terms
 
 
-def build_pipeline(learning_rate: float = LEARNING_RATE) -> compose.Pipeline:
+def build_regressor(learning_rate: float = LEARNING_RATE) -> preprocessing.TargetStandardScaler:
     regressor = linear_model.LinearRegression(optimizer=optim.AdaGrad(learning_rate), intercept_lr=0.01, l2=0.0)
-    return compose.Pipeline(
-        ("terms", compose.FuncTransformer(sparse_terms)),
-        ("regress", preprocessing.TargetStandardScaler(regressor=regressor)),
-    )
+    return preprocessing.TargetStandardScaler(regressor=regressor)
 
 
 class OnlineModel:
-    """A River pipeline plus the number of labels it has learned (picklable as a whole)."""
+    """A River regressor over :func:`sparse_terms`, plus the number of labels it has learned.
+
+    The terms are computed once per record and shared by the prediction and the update
+    that follows it (a River ``Pipeline`` would compute them twice).
+    """
 
     def __init__(self, learning_rate: float = LEARNING_RATE) -> None:
-        self.pipeline = build_pipeline(learning_rate)
+        self.regressor = build_regressor(learning_rate)
         self.updates = 0
 
-    def predict(self, features: Mapping[str, float | str]) -> float:
-        return float(self.pipeline.predict_one(features))
+    def predict(self, features: Mapping[str, float]) -> float:
+        return float(self.regressor.predict_one(sparse_terms(features)))
 
-    def learn(self, features: Mapping[str, float | str], volume: float) -> None:
-        self.pipeline.learn_one(features, volume)
+    def predict_then_learn(self, features: Mapping[str, float], volume: float) -> float:
+        """The prediction made before seeing ``volume``, then the update with it."""
+        terms = sparse_terms(features)
+        prediction = float(self.regressor.predict_one(terms))
+        self.regressor.learn_one(terms, volume)
+        self.updates += 1
+        return prediction
+
+    def learn(self, features: Mapping[str, float], volume: float) -> None:
+        self.regressor.learn_one(sparse_terms(features), volume)
         self.updates += 1

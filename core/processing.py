@@ -91,7 +91,7 @@ def process_batch(
     processed_at: str,
 ) -> BatchOutcome:
     """Turn a batch into result rows and dead letters, advancing ``states`` in place."""
-    accepted: list[tuple[RawRecord, TrafficRecord, dict[str, float | str]]] = []
+    accepted: list[tuple[RawRecord, TrafficRecord, dict[str, float]]] = []
     dead: list[DeadLetter] = []
     for raw in records:
         try:
@@ -117,8 +117,7 @@ def process_batch(
     rows = []
     for (raw, record, features), batch_prediction in zip(accepted, batch_predictions, strict=True):
         online = states[record.station_id].online
-        online_prediction = online.predict(features)
-        online.learn(features, float(record.traffic_volume))
+        online_prediction = online.predict_then_learn(features, float(record.traffic_volume))
         rows.append(
             result_row(
                 record,

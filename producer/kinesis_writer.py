@@ -12,7 +12,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,8 @@ class PutStats:
     records: int = 0
     retried_entries: int = 0
     throttled_entries: int = 0
+    #: The highest sequence number stored per shard: where a consumer is done with this replay.
+    last_sequence: dict[str, int] = field(default_factory=dict)
 
 
 def chunks(entries: Sequence[dict]) -> list[list[dict]]:
@@ -80,6 +82,10 @@ class KinesisWriter:
             response = self.kinesis.put_records(StreamName=self.stream_name, Records=pending)
             self.stats.calls += 1
             failed = [e for e, r in zip(pending, response["Records"], strict=True) if "ErrorCode" in r]
+            for r in response["Records"]:
+                if "SequenceNumber" in r:
+                    shard, sequence = r["ShardId"], int(r["SequenceNumber"])
+                    self.stats.last_sequence[shard] = max(sequence, self.stats.last_sequence.get(shard, 0))
             self.stats.records += len(pending) - len(failed)
             if not failed:
                 return

@@ -179,11 +179,12 @@ class LeaseCoordinator:
             log.warning("%s lost the lease of %s", self.worker_id, shard_id)
         return lost
 
-    def _write_owned(self, shard_id: str, counter: int) -> int | None:
+    def _write_owned(self, shard_id: str, counter: int, release: bool = False) -> int | None:
+        """Bump (renew) or give up (release) a lease we hold at ``counter``; the new counter or None."""
         try:
             self.dynamodb.update_item(
                 TableName=self.table, Key=self._key(shard_id),
-                UpdateExpression="SET lease_counter = :new",
+                UpdateExpression="SET lease_counter = :new" + (" REMOVE lease_owner" if release else ""),
                 ConditionExpression="lease_owner = :me AND lease_counter = :seen",
                 ExpressionAttributeValues={":new": {"N": str(counter + 1)}, ":me": {"S": self.worker_id},
                                            ":seen": {"N": str(counter)}})
@@ -196,19 +197,8 @@ class LeaseCoordinator:
     def release(self, shard_id: str) -> None:
         counter = self.held.pop(shard_id, None)
         self.deadline.pop(shard_id, None)
-        if counter is None:
-            return
-        try:
-            self.dynamodb.update_item(
-                TableName=self.table, Key=self._key(shard_id),
-                UpdateExpression="SET lease_counter = :new REMOVE lease_owner",
-                ConditionExpression="lease_owner = :me AND lease_counter = :seen",
-                ExpressionAttributeValues={":new": {"N": str(counter + 1)}, ":me": {"S": self.worker_id},
-                                           ":seen": {"N": str(counter)}})
+        if counter is not None and self._write_owned(shard_id, counter, release=True) is not None:
             log.info("%s released %s", self.worker_id, shard_id)
-        except ClientError as exc:
-            if not _conditional_failed(exc):
-                raise
 
     def release_all(self) -> None:
         for shard_id in list(self.held):

@@ -8,6 +8,7 @@ Kinesis and DynamoDB statements is checked on the documents (tests/test_policies
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 
@@ -50,7 +51,8 @@ def denied(call) -> bool:
 
 
 def test_each_component_can_do_its_job_and_nothing_else(enforcing_moto, settings, monkeypatch, tmp_path,
-                                                        synthetic_records):
+                                                        synthetic_records, caplog):
+    caplog.set_level(logging.INFO)
     monkeypatch.setenv("AWS_ENDPOINT_URL", enforcing_moto)
     bootstrap = boto3.client("iam", region_name="us-east-1")
     # The four unauthenticated actions moto allows: an administrator for the provisioning.
@@ -67,6 +69,9 @@ def test_each_component_can_do_its_job_and_nothing_else(enforcing_moto, settings
     profiles = provisioner.create_users(credentials)
     assert oct(credentials.stat().st_mode & 0o777) == "0o600"
     assert profiles == provisioner.create_users(credentials)  # idempotent
+    secrets = [line.split("=", 1)[1].strip() for line in credentials.read_text().splitlines()
+               if line.startswith("aws_secret_access_key")]
+    assert len(secrets) == 3 and not any(secret in caplog.text for secret in secrets)  # never logged
 
     # moto matches Kinesis (and DynamoDB) permissions on the action alone, so it denies a
     # stream-scoped Allow: mirror those statements unscoped, as moto understands them. The

@@ -247,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "bench",
                        "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
                        "TRAFFIC_HOME": str(workdir)})
+    from core.batch_model import serve_single_threaded
+
+    serve_single_threaded()  # as the consumer process does
     lines = []
     try:
         records = synthetic(max(sizes))

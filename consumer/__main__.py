@@ -18,6 +18,7 @@ from consumer.checkpoints import CheckpointStore
 from consumer.leases import LeaseCoordinator, new_worker_id
 from consumer.streaming_run import StreamingRun
 from consumer.worker import Consumer
+from core.batch_model import serve_single_threaded
 from core.config import Settings
 
 
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env()
+    serve_single_threaded()
     consumer = build(settings, track=not args.no_tracking, worker_id=args.worker_id)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -29,6 +29,7 @@ from botocore.exceptions import ClientError
 from adapters import aws
 from adapters.result_store import ResultStore
 from consumer.checkpoints import STATE_PREFIX
+from core.batch_model import serve_single_threaded
 from core.config import Settings
 from core.processing import BatchPredictor, RawRecord, StationState, process_batch
 from core.state_codec import dump_states, load_states
@@ -132,6 +133,7 @@ def processor() -> StationBatchProcessor:
     """Built once per execution environment (cold start), reused by warm invocations."""
     global _processor
     if _processor is None:
+        serve_single_threaded()
         settings = Settings.from_env()
         s3, dynamodb = aws.client("s3", settings), aws.client("dynamodb", settings)
         from adapters import model_registry

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
 
 from core.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS
 
@@ -42,6 +43,16 @@ def build_pipeline(**overrides: object) -> Pipeline:
     categorical = [FEATURE_COLUMNS.index(name) for name in CATEGORICAL_FEATURES]
     regressor = HistGradientBoostingRegressor(categorical_features=categorical, **params)
     return Pipeline([("regress", regressor)])
+
+
+def serve_single_threaded() -> None:
+    """Predict with one thread in this process.
+
+    A serving process scales by processes (one per core, or per shard lease); OpenMP's
+    threads in every one of them would compete for the same cores, and with another busy
+    process on the machine a 500-row prediction went from 13 ms to over a second, measured.
+    """
+    threadpool_limits(limits=1)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ features, from the registry's first version.
 
 Prints MAE, RMSE and R² for: the batch model trained once, the batch model with periodic
 retraining (what the consumer served), the online model and the served combination (their
-mean), overall, on holiday dates and per year.
+weighted mean), overall, on holiday dates and per year.
 """
 
 from __future__ import annotations
@@ -116,13 +116,15 @@ def run(start: datetime, end: datetime) -> tuple[str, float]:
 
 def report(rows: pd.DataFrame, retrains: int, promoted: int) -> str:
     from core.batch_model import score
+    from core.ensemble import BATCH_WEIGHT
 
     batch, online = rows["batch_prediction"].astype(float), rows["online_prediction"].astype(float)
     columns = {
         "batch, trained once": rows["once_prediction"].astype(float),
         f"batch, retrained ({promoted}/{retrains} promoted)": batch,
         "online (River)": online,
-        "served: mean of both": np.where(batch.isna(), online, (batch + online) / 2),
+        f"served: {BATCH_WEIGHT:g} batch + {1 - BATCH_WEIGHT:g} online": np.where(
+            batch.isna(), online, BATCH_WEIGHT * batch + (1 - BATCH_WEIGHT) * online),
     }
     segments = {"all hours": np.ones(len(rows), bool), "holiday dates": rows["is_holiday"].to_numpy()}
     for year in sorted(rows["year"].unique()):

@@ -4,8 +4,9 @@ Gradient-boosted trees handle the missing lags (an absent hour) natively, so no
 imputation hides the difference between "no traffic" and "no data"; the weather code is a
 native categorical feature. A Pipeline of one step keeps room for preprocessing without
 changing what MLflow stores. The
-hyperparameters were chosen on data before 2017 only (train to 2015-12-31, validate on
-2016); see ``bench/accuracy``.
+features and hyperparameters were chosen on data before 2017 only (fit on hours before
+2016, validate on 2016: MAE 180.1 against 188.5 for the first version); ``bench/accuracy``
+reports the 2017-2018 results.
 
 >>> from core import synthetic, dataset, features
 >>> records = dataset.to_records(synthetic.generate(hours=24 * 60, seed=3), "301")
@@ -27,12 +28,16 @@ from threadpoolctl import threadpool_limits
 from core.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS
 
 DEFAULT_PARAMS = {
-    "loss": "squared_error",
+    "loss": "absolute_error",
     "learning_rate": 0.05,
-    "max_iter": 600,
+    "max_iter": 1500,
     "max_leaf_nodes": 63,
     "min_samples_leaf": 20,
     "l2_regularization": 1.0,
+    "max_features": 0.5,
+    # The default would hold out a random 10 % of hours and stop after ~250 iterations:
+    # random rows are no validation for a time series, and it made comparisons noisy.
+    "early_stopping": False,
     "random_state": 0,
 }
 

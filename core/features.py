@@ -43,9 +43,11 @@ NUMERIC_FEATURES = (
     "snow_1h",
     "clouds_all",
     "lag_1h",
+    "lag_2h",
     "lag_24h",
     "lag_168h",
     "mean_24h",
+    "snaive_adj",
 )
 #: Categorical, as a small integer code (the batch model treats it as a category).
 CATEGORICAL_FEATURES = ("weather_code",)
@@ -117,6 +119,7 @@ class StationHistory:
         hour = hour_ordinal(local)
         get = self.volumes.get
         recent = [v for v in (get(hour - k) for k in range(1, 25)) if v is not None]
+        v1, v168, v169 = get(hour - 1), get(hour - 168), get(hour - 169)
         is_holiday = record.holiday is not None or local.date() in self.holiday_dates
         features: dict[str, float] = {
             "hour": float(local.hour),
@@ -124,10 +127,13 @@ class StationHistory:
             "month": float(local.month),
             "hour_of_week": float(local.weekday() * 24 + local.hour),
             "is_holiday": 1.0 if is_holiday else 0.0,
-            "lag_1h": _float(get(hour - 1)),
+            "lag_1h": _float(v1),
+            "lag_2h": _float(get(hour - 2)),
             "lag_24h": _float(get(hour - 24)),
-            "lag_168h": _float(get(hour - 168)),
+            "lag_168h": _float(v168),
             "mean_24h": sum(recent) / len(recent) if recent else NAN,
+            # Last week's volume at this hour, moved by how far the last hour is from last week's.
+            "snaive_adj": NAN if v1 is None or v168 is None or v169 is None else float(v168 + v1 - v169),
         }
         features.update(clean_weather(record))
         return features

@@ -4,8 +4,8 @@
 >>> r.add(10.0, 12.0, 9.0)
 >>> r.add(20.0, 20.0, 26.0)
 >>> r.add(30.0, 33.0, 30.0)
->>> r.mae()
-{'batch_mae': 1.5, 'online_mae': 3.0, 'combined_mae': 2.25}
+>>> {k: round(v, 2) for k, v in r.mae().items()}
+{'batch_mae': 1.5, 'online_mae': 3.0, 'combined_mae': 1.8}
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from core.batch_model import Scores, score
+from core.ensemble import BATCH_WEIGHT
 
 MODELS = {"batch": "batch_prediction", "online": "online_prediction", "combined": "combined_prediction"}
 
@@ -17,7 +18,7 @@ def with_combined(rows: pd.DataFrame) -> pd.DataFrame:
     rows = rows.copy()
     batch = rows["batch_prediction"].astype("float64")
     online = rows["online_prediction"].astype("float64")
-    rows["combined_prediction"] = np.where(batch.isna(), online, (batch + online) / 2.0)
+    rows["combined_prediction"] = np.where(batch.isna(), online, BATCH_WEIGHT * batch + (1 - BATCH_WEIGHT) * online)
     return rows
 
 

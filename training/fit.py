@@ -8,7 +8,7 @@ the cutoff, so it knows the most recent weeks too.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import pandas as pd
@@ -40,7 +40,7 @@ class Dataset:
 
 @dataclass(frozen=True)
 class FitResult:
-    model: Pipeline  # fitted on every hour before the cutoff
+    model: Pipeline | None  # fitted on every hour before the cutoff (None until refit)
     validated: Pipeline  # fitted on hours before the holdout window only
     holdout: Scores
     holdout_start: datetime
@@ -49,14 +49,15 @@ class FitResult:
     params: dict[str, object]
 
 
-def fit(data: Dataset, cutoff: datetime, holdout_days: float, **params: object) -> FitResult:
+def fit(data: Dataset, cutoff: datetime, holdout_days: float, refit: bool = True, **params: object) -> FitResult:
+    """Fit and score out of time; with ``refit``, also fit the model to register on every hour."""
     holdout_start = cutoff - timedelta(days=holdout_days)
     train, window, everything = data.before(holdout_start), data.between(holdout_start, cutoff), data.before(cutoff)
     if train.sum() == 0 or window.sum() == 0:
         raise ValueError(f"not enough data to fit before {holdout_start} and evaluate until {cutoff}")
     validated = batch_model.build_pipeline(**params).fit(data.X[train], data.y[train])
     holdout = batch_model.score(data.y[window], validated.predict(data.X[window]))
-    model = batch_model.build_pipeline(**params).fit(data.X[everything], data.y[everything])
+    model = batch_model.build_pipeline(**params).fit(data.X[everything], data.y[everything]) if refit else None
     return FitResult(
         model=model,
         validated=validated,
@@ -66,6 +67,13 @@ def fit(data: Dataset, cutoff: datetime, holdout_days: float, **params: object) 
         n_train=int(everything.sum()),
         params={**batch_model.DEFAULT_PARAMS, **params},
     )
+
+
+def refitted(result: FitResult, data: Dataset) -> FitResult:
+    """The same fit, with the model to register fitted on every hour before the cutoff."""
+    everything = data.before(result.cutoff)
+    model = batch_model.build_pipeline(**result.params).fit(data.X[everything], data.y[everything])
+    return replace(result, model=model)
 
 
 def evaluate(model, data: Dataset, start: datetime, end: datetime) -> Scores:

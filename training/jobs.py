@@ -130,13 +130,14 @@ class Retrainer:
 
     def retrain(self, cutoff: datetime) -> RetrainOutcome:
         data = fitting.Dataset.from_records(self.corpus.records())
-        result = fitting.fit(data, cutoff, self.settings.holdout_days)
+        result = fitting.fit(data, cutoff, self.settings.holdout_days, refit=False)
         current = model_registry.champion_version(self.settings)
         champion_model = model_registry.load_version(self.settings, current[0])
         champion = fitting.evaluate(champion_model, data, result.holdout_start, cutoff)
         promoted = result.holdout.mae < champion.mae
         version = None
         if promoted:
+            result = fitting.refitted(result, data)  # only a winner is worth the second fit
             version = _register(
                 self.settings, result, "retrain", data.X[data.before(cutoff)].tail(500),
                 extra_metrics=champion.as_metrics("champion_holdout_"),

@@ -285,9 +285,11 @@ class Consumer:
                 handled, backoff = 0, min(backoff * 2, 30.0)
             else:
                 backoff = self.settings.poll_seconds
-            if handled:
+            if handled or (self.leases is not None and not self.cursors):
+                # Waiting for a lease (a dead predecessor's to expire) is not being idle.
                 idle_since = time.monotonic()
-                continue
+                if handled:
+                    continue
             if idle_exit_seconds is not None and time.monotonic() - idle_since >= idle_exit_seconds:
                 log.info("no records for %.0f s: stopping", idle_exit_seconds)
                 break

@@ -60,6 +60,8 @@ def stream_event_ids(settings) -> list[str]:
 def test_killed_producer_and_consumer_lose_nothing_and_duplicate_nothing(settings, synthetic_records, monkeypatch,
                                                                            tmp_path):
     monkeypatch.setenv("TRAFFIC_BATCH_SIZE", "40")
+    # Each restart waits for the killed worker's lease to expire before it takes the shard.
+    monkeypatch.setenv("TRAFFIC_LEASE_SECONDS", "2")
     settings = settings.replace(batch_size=40)
     Provisioner(settings).create(with_iam=False)
     records = synthetic_records[:RECORDS]
@@ -106,7 +108,7 @@ def test_killed_producer_and_consumer_lose_nothing_and_duplicate_nothing(setting
             pytest.fail(f"the consumer exited by itself: see {tmp_path / 'processes.log'}")
         kill(process)
         consumer_kills += 1
-    final = spawn(["consumer", "--no-tracking", "--idle-exit", "3"], log)
+    final = spawn(["consumer", "--no-tracking", "--idle-exit", "5"], log)
     assert final.wait(300) == 0
 
     store = helpers.store(settings)

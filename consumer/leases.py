@@ -233,21 +233,20 @@ class LeaseCoordinator:
             if new is not None:
                 self._hold(lease.shard_id, new)
                 gained.append(lease.shard_id)
-        floor = len(open_leases) // max(1, len(workers))
-        if len(self.held) < floor:
-            load: dict[str, list[Lease]] = {}
-            for lease in open_leases.values():
-                if lease.owner and lease.owner != self.worker_id:
-                    load.setdefault(lease.owner, []).append(lease)
-            if load:
-                busiest = max(load, key=lambda w: (len(load[w]), w))
-                if len(load[busiest]) > target or (len(load[busiest]) > floor + 1):
-                    victim = sorted(load[busiest], key=lambda l: l.shard_id)[0]
-                    new = self._write(victim.shard_id, victim.counter, self.worker_id)
-                    if new is not None:
-                        log.info("%s took %s from %s to balance", self.worker_id, victim.shard_id, busiest)
-                        self._hold(victim.shard_id, new)
-                        gained.append(victim.shard_id)
+        load: dict[str, list[Lease]] = {}
+        for lease in open_leases.values():
+            if lease.owner and lease.owner != self.worker_id and lease.owner in workers:
+                load.setdefault(lease.owner, []).append(lease)
+        if load and len(self.held) < target:
+            busiest = max(load, key=lambda w: (len(load[w]), w))
+            # Steal only while the busiest holds two more than we do: shares settle within one.
+            if len(load[busiest]) - len(self.held) >= 2:
+                victim = sorted(load[busiest], key=lambda l: l.shard_id)[0]
+                new = self._write(victim.shard_id, victim.counter, self.worker_id)
+                if new is not None:
+                    log.info("%s took %s from %s to balance", self.worker_id, victim.shard_id, busiest)
+                    self._hold(victim.shard_id, new)
+                    gained.append(victim.shard_id)
         for shard_id in gained:
             log.info("%s holds %s", self.worker_id, shard_id)
         return gained, lost

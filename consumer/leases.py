@@ -49,6 +49,22 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
+def steal_from(held: int, target: int, loads: dict[str, int]) -> str | None:
+    """The worker to take one lease from, if any: the busiest, while it holds two more.
+
+    Shares then settle within one of each other and stay there.
+
+    >>> steal_from(2, 3, {"a": 4, "b": 2})   # 8 shards, 3 workers, stuck at 4/2/2
+    'a'
+    >>> steal_from(2, 3, {"a": 3, "b": 3})   # 3/3/2 is balanced
+    >>> steal_from(3, 3, {"a": 5})           # at target: wait for others to take theirs
+    """
+    if held >= target or not loads:
+        return None
+    busiest = max(loads, key=lambda w: (loads[w], w))
+    return busiest if loads[busiest] - held >= 2 else None
+
+
 def _conditional_failed(exc: ClientError) -> bool:
     return exc.response["Error"]["Code"] == "ConditionalCheckFailedException"
 
@@ -237,16 +253,14 @@ class LeaseCoordinator:
         for lease in open_leases.values():
             if lease.owner and lease.owner != self.worker_id and lease.owner in workers:
                 load.setdefault(lease.owner, []).append(lease)
-        if load and len(self.held) < target:
-            busiest = max(load, key=lambda w: (len(load[w]), w))
-            # Steal only while the busiest holds two more than we do: shares settle within one.
-            if len(load[busiest]) - len(self.held) >= 2:
-                victim = sorted(load[busiest], key=lambda l: l.shard_id)[0]
-                new = self._write(victim.shard_id, victim.counter, self.worker_id)
-                if new is not None:
-                    log.info("%s took %s from %s to balance", self.worker_id, victim.shard_id, busiest)
-                    self._hold(victim.shard_id, new)
-                    gained.append(victim.shard_id)
+        busiest = steal_from(len(self.held), target, {w: len(ls) for w, ls in load.items()})
+        if busiest is not None:
+            victim = sorted(load[busiest], key=lambda l: l.shard_id)[0]
+            new = self._write(victim.shard_id, victim.counter, self.worker_id)
+            if new is not None:
+                log.info("%s took %s from %s to balance", self.worker_id, victim.shard_id, busiest)
+                self._hold(victim.shard_id, new)
+                gained.append(victim.shard_id)
         for shard_id in gained:
             log.info("%s holds %s", self.worker_id, shard_id)
         return gained, lost

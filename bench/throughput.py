@@ -24,7 +24,6 @@ import time
 import uuid
 from pathlib import Path
 
-import numpy as np
 
 from bench.machine import describe
 

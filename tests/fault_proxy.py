@@ -10,7 +10,6 @@ with an ``ErrorCode`` and are never stored. Every injected fault is counted.
 
 from __future__ import annotations
 
-import base64
 import http.client
 import json
 import random
@@ -170,7 +169,3 @@ class FaultProxy:
         payload = json.dumps({"FailedRecordCount": len(failed), "Records": results}).encode()
         self._reply(request, 200, [("Content-Type", "application/x-amz-json-1.1")], payload)
 
-
-def decode_put_data(body: bytes) -> list[bytes]:
-    """The payloads of a PutRecords request body (for assertions)."""
-    return [base64.b64decode(r["Data"]) for r in json.loads(body)["Records"]]

@@ -1,12 +1,16 @@
 """The S3 layout of results: Hive-style partitions by event date, Parquet files.
 
-``s3://<bucket>/predictions/event_date=YYYY-MM-DD/<shard>-<first sequence>.parquet``
-holds result rows (readable by Athena, DuckDB or pandas with hive partitioning), and
+``s3://<bucket>/predictions/event_month=YYYY-MM/<shard>-<first sequence>.parquet``
+holds result rows (readable by Athena, DuckDB or pandas with hive partitioning; each row
+also has its ``event_date``), and
 ``s3://<bucket>/dead-letters/shard_id=<shard>/<first sequence>.jsonl`` the records that
 could not be used, each with its reason and raw payload.
 
 Keys are derived from the first sequence number of what they hold, so writing the same
-batch again after a crash replaces objects instead of adding new ones.
+batch again after a crash replaces objects instead of adding new ones. Partitions are by
+month, not by day: a consumer catching up reads weeks of event time in one batch, and one
+object per day per batch made 21 small PUTs of each 2,000-record batch (measured at 16
+shards, where they took a third of the consumer's time).
 """
 
 from __future__ import annotations
@@ -30,13 +34,14 @@ HISTORY_PREFIX = "history/"
 #: from which a consumer starts a shard that has no checkpoint yet.
 SEED_KEY = f"{HISTORY_PREFIX}online-seed.pkl"
 DEAD_LETTER_PREFIX = "dead-letters/"
-PARTITION = "event_date"
+PARTITION = "event_month"
 
 ROW_SCHEMA = pa.schema(
     [
         ("event_id", pa.string()),
         ("station_id", pa.string()),
         ("event_time", pa.string()),
+        ("event_date", pa.string()),
         ("traffic_volume", pa.int64()),
         ("batch_prediction", pa.float64()),
         ("online_prediction", pa.float64()),
@@ -55,8 +60,8 @@ ROW_SCHEMA = pa.schema(
 )
 
 
-def prediction_key(event_date: str, shard_id: str, first_sequence: str) -> str:
-    return f"{PREDICTIONS_PREFIX}{PARTITION}={event_date}/{shard_id}-{first_sequence}.parquet"
+def prediction_key(event_month: str, shard_id: str, first_sequence: str) -> str:
+    return f"{PREDICTIONS_PREFIX}{PARTITION}={event_month}/{shard_id}-{first_sequence}.parquet"
 
 
 def dead_letter_key(shard_id: str, first_sequence: str) -> str:
@@ -70,13 +75,13 @@ class ResultStore:
     _seen: set[str] = field(default_factory=set)
 
     def write_rows(self, rows: Sequence[dict[str, object]]) -> list[str]:
-        """Write rows as one Parquet object per event date; returns the keys written."""
-        by_date: dict[str, list[dict[str, object]]] = defaultdict(list)
+        """Write rows as one Parquet object per event month; returns the keys written."""
+        by_month: dict[str, list[dict[str, object]]] = defaultdict(list)
         for row in rows:
-            by_date[str(row[PARTITION])].append(row)
+            by_month[str(row["event_date"])[:7]].append(row)
         keys = []
-        for event_date, group in by_date.items():
-            key = prediction_key(event_date, str(group[0]["shard_id"]), str(group[0]["sequence_number"]))
+        for event_month, group in by_month.items():
+            key = prediction_key(event_month, str(group[0]["shard_id"]), str(group[0]["sequence_number"]))
             buffer = io.BytesIO()
             pq.write_table(pa.Table.from_pylist(group, schema=ROW_SCHEMA), buffer, compression="zstd")
             self.s3.put_object(Bucket=self.bucket, Key=key, Body=buffer.getvalue())

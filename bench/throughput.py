@@ -50,11 +50,15 @@ def synthetic(total: int, stations: int = 32):
 
 
 def fitted_model():
-    """The batch model, fitted on its own synthetic history (what it predicts is not measured here)."""
+    """The batch model with the served hyperparameters (1,500 trees), fitted on synthetic history.
+
+    What it predicts is not measured here, but its size is: prediction cost grows with the
+    number of trees.
+    """
     from core import batch_model, features
 
     X, y, _ = features.training_frame(synthetic(20000, stations=4))
-    return batch_model.build_pipeline(max_iter=300).fit(X, y)
+    return batch_model.build_pipeline().fit(X, y)
 
 
 def bench_core(records, model) -> float:
@@ -68,6 +72,53 @@ def bench_core(records, model) -> float:
     for i in range(0, len(raws), 500):
         process_batch(raws[i : i + 500], states, predictor, "t")
     return len(raws) / (time.perf_counter() - started)
+
+
+def bench_stages(records, model) -> dict[str, float]:
+    """Microseconds per record of each stage of the core, each timed on its own."""
+    from core.features import StationHistory, to_frame
+    from core.online_model import OnlineModel
+    from core.results import result_row
+    from core.schema import decode, encode
+
+    payloads = [encode(r) for r in records]
+    timings: dict[str, float] = {}
+
+    def timed(name, work):
+        started = time.perf_counter()
+        result = work()
+        timings[name] = (time.perf_counter() - started) / len(records) * 1e6
+        return result
+
+    decoded = timed("decode + validate (pydantic)", lambda: [decode(p) for p in payloads])
+    histories: dict[str, StationHistory] = {}
+
+    def featurize():
+        rows = []
+        for record in decoded:
+            history = histories.setdefault(record.station_id, StationHistory())
+            history.admit(record)
+            rows.append(history.features(record))
+            history.observe(record)
+        return rows
+
+    rows = timed("features (lag history)", featurize)
+    timed("batch model (1,500 trees, 500-row calls)",
+          lambda: [model.predict(to_frame(rows[i : i + 500])) for i in range(0, len(rows), 500)])
+    models: dict[str, OnlineModel] = {}
+    timed("online model predict + learn (River)",
+          lambda: [models.setdefault(r.station_id, OnlineModel()).predict_then_learn(f, float(r.traffic_volume))
+                   for r, f in zip(decoded, rows)])
+    timed("result rows", lambda: [result_row(r, batch_prediction=1.0, online_prediction=1.0, batch_model_version="b",
+                                             online_updates=1, shard_id="s", sequence_number="1", processed_at="t")
+                                  for r in decoded])
+    return timings
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def settings_for(shards: int):
@@ -98,7 +149,7 @@ def bench_pipeline(records, model, shards: int) -> tuple[float, float]:
         producer_rate = len(records) / (time.perf_counter() - started)
 
         s3 = aws.client("s3", settings)
-        consumer = Consumer(settings, aws.client("kinesis", settings), ResultStore(s3, settings.bucket),
+        consumer = Consumer(settings, aws.stream_reader(settings), ResultStore(s3, settings.bucket),
                             CheckpointStore(aws.client("dynamodb", settings), s3, settings.checkpoint_table,
                                             settings.bucket, settings.app_name), StaticChampion(model))
         consumer.seed()
@@ -180,8 +231,9 @@ def bench_latency(records, seconds: float, rate: float, workdir: Path) -> tuple[
     return latencies, peak_rss[0]
 
 
-def bench_workers(records, shards: int, workers: int, workdir: Path) -> float:
-    """Records/s of ``workers`` consumer processes sharing ``shards`` through leases."""
+def bench_workers(records, shards: int, workers: int, workdir: Path, emulator_pid: int) -> tuple[float, dict[str, float]]:
+    """Records/s of ``workers`` consumer processes sharing ``shards`` through leases, and the
+    cores each process used meanwhile (CPU seconds per wall second)."""
     from adapters import aws
     from consumer.checkpoints import CheckpointStore
     from infra.provision import Provisioner
@@ -213,12 +265,18 @@ def bench_workers(records, shards: int, workers: int, workdir: Path) -> float:
         while len(owners()) < workers and time.monotonic() < deadline:  # every worker up and holding shards
             time.sleep(0.2)
         writer = KinesisWriter(aws.client("kinesis", settings), settings.stream_name)
+        pids = {**{f"worker {i}": p.pid for i, p in enumerate(processes)}, "moto": emulator_pid}
+        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        own_before = sum(os.times()[:2])
         started = time.perf_counter()
         replay(records, writer, None, show_progress=False)
         targets = dict(writer.stats.last_sequence)
         while any(int(checkpoints.get(shard).sequence_number or 0) < seq for shard, seq in targets.items()):
             time.sleep(0.05)
-        return len(records) / (time.perf_counter() - started)
+        wall = time.perf_counter() - started
+        shares = {name: (cpu_seconds(pid) - cpu_before[name]) / wall for name, pid in pids.items()}
+        shares["producer + benchmark"] = (sum(os.times()[:2]) - own_before) / wall
+        return len(records) / wall, shares
     finally:
         for process in processes:
             process.terminate()
@@ -253,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         records = synthetic(max(sizes))
         model = fitted_model()
+        stages = bench_stages(records[: min(sizes)], model)
+        print("\n".join(f"{name}: {us:.1f} us/record" for name, us in stages.items()), flush=True)
         lines.append("| stage | shards | records | records/s |")
         lines.append("|---|---:|---:|---:|")
         for size in sizes:
@@ -264,9 +324,10 @@ def main(argv: list[str] | None = None) -> int:
                 lines.append(f"| producer (PutRecords) | {shards} | {size:,} | {producer_rate:,.0f} |")
                 lines.append(f"| consumer end to end (moto) | {shards} | {size:,} | {consumer_rate:,.0f} |")
                 print("\n".join(lines[-2:]), flush=True)
-        worker_rates = {}
+        worker_rates, worker_cpu = {}, {}
         for workers in (1, 2):
-            worker_rates[workers] = bench_workers(records[: args.workers_records], 4, workers, workdir)
+            worker_rates[workers], worker_cpu[workers] = bench_workers(records[: args.workers_records], 4, workers,
+                                                                       workdir, emulator.pid)
             lines.append(f"| consumer processes sharing 4 shards by lease | {workers} worker(s) | "
                          f"{args.workers_records:,} | {worker_rates[workers]:,.0f} |")
             print(lines[-1], flush=True)
@@ -277,7 +338,18 @@ def main(argv: list[str] | None = None) -> int:
     p50, p99 = statistics.median(ms), ms[int(0.99 * (len(ms) - 1))]
     print()
     print(describe())
+    print("\ncore stages, each timed alone on the same records:\n")
+    print("| stage | µs/record |\n|---|---:|")
+    print("\n".join(f"| {name} | {us:.1f} |" for name, us in stages.items()))
+    print()
     print("\n".join(lines))
+    print("\ncores used during the workers runs (CPU seconds per wall second; the machine has "
+          f"{os.cpu_count()}):\n")
+    print("| workers | " + " | ".join(worker_cpu[2]) + " | total |")
+    print("|---|" + "---:|" * (len(worker_cpu[2]) + 1))
+    for workers, shares in worker_cpu.items():
+        print(f"| {workers} | " + " | ".join(f"{shares[name]:.2f}" if name in shares else "-" for name in worker_cpu[2])
+              + f" | {sum(shares.values()):.2f} |")
     print(f"\nlatency put -> prediction visible in S3 at 100 records/s over {len(ms):,} records: "
           f"p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {ms[-1]:.0f} ms")
     print(f"consumer peak RSS (VmHWM): {rss:.0f} MB")

@@ -29,7 +29,7 @@ def build(settings: Settings, track: bool = True, worker_id: str | None = None) 
     champion = model_registry.Champion(settings)
     return Consumer(
         settings,
-        aws.client("kinesis", settings),
+        aws.stream_reader(settings),
         ResultStore(s3, settings.bucket),
         CheckpointStore(dynamodb, s3, settings.checkpoint_table, settings.bucket, settings.app_name),
         champion,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -42,6 +43,8 @@ class ShardCursor:
     states: dict[str, StationState] | None = None
     iterator: str | None = None
     finished: bool = False
+    #: The next GetRecords, already on its way while this batch is processed: (iterator, response).
+    prefetched: tuple[str, Future] | None = None
 
 
 @dataclass
@@ -77,6 +80,8 @@ class Consumer:
         self.stats = ConsumerStats()
         self._discovered_at = -DISCOVERY_SECONDS
         self._seed: bytes | None = None
+        # Reading the next batch waits on the network while this one is processed on the CPU.
+        self._reader: ThreadPoolExecutor | None = None
 
     def seed(self) -> bytes:
         """Where a shard without a checkpoint starts: the state training left, if any."""
@@ -174,7 +179,9 @@ class Consumer:
         for cursor in list(self.cursors.values()):
             if self.leases is not None and self.leases.due():
                 self.balance()  # renew between shards: a round over many shards can outlast a lease
-            if cursor.shard_id in self.cursors and self._ready(cursor):
+            # The same cursor, not just the same shard: a lease lost and taken again within this
+            # round reopens the shard from its checkpoint, and the old cursor must not go on.
+            if self.cursors.get(cursor.shard_id) is cursor and self._ready(cursor):
                 handled += self._poll_shard(cursor)
         return handled
 
@@ -191,11 +198,15 @@ class Consumer:
                 return len(records)
             if cursor.iterator is None:
                 cursor.iterator = self._new_iterator(cursor)
-            response = self.kinesis.get_records(ShardIterator=cursor.iterator, Limit=self.settings.batch_size)
+            response = self._get_records(cursor)
             records = response["Records"]
+            following = response.get("NextShardIterator")
+            if records and following:
+                # Only after a full read: at the tip of the shard the next read waits for the poll interval.
+                cursor.prefetched = (following, self._prefetch(following))
             if records:
                 self._handle(cursor, records)
-            cursor.iterator = response.get("NextShardIterator")
+            cursor.iterator = following
             if cursor.iterator is None:
                 self._finish(cursor)
             return len(records)
@@ -215,6 +226,28 @@ class Consumer:
         except Exception as exc:  # S3/DynamoDB down, a model failing: retry the batch later
             self._fail(cursor, exc)
             return 0
+
+    def _read(self, iterator: str) -> dict:
+        return self.kinesis.get_records(ShardIterator=iterator, Limit=self.settings.batch_size)
+
+    def _prefetch(self, iterator: str) -> Future:
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(max_workers=4, thread_name_prefix="prefetch")
+        return self._reader.submit(self._read, iterator)
+
+    def close(self) -> None:
+        """Stop reading ahead (a read already sent is waited for)."""
+        if self._reader is not None:
+            self._reader.shutdown(wait=True, cancel_futures=True)
+            self._reader = None
+        for cursor in self.cursors.values():
+            cursor.prefetched = None
+
+    def _get_records(self, cursor: ShardCursor) -> dict:
+        prefetched, cursor.prefetched = cursor.prefetched, None
+        if prefetched is not None and prefetched[0] == cursor.iterator:
+            return prefetched[1].result()
+        return self._read(cursor.iterator)
 
     def _read_pending(self, cursor: ShardCursor) -> list[dict]:
         """Re-read exactly the range a crashed predecessor was writing."""
@@ -270,6 +303,7 @@ class Consumer:
         self.stats.failures += 1
         cursor.states = load_states(cursor.committed_blob) if cursor.committed_blob else None
         cursor.iterator = None
+        cursor.prefetched = None
         log.error("shard %s: batch failed, will retry from the checkpoint: %s: %s", cursor.shard_id, type(exc).__name__, exc)
 
     # -- loop -------------------------------------------------------------------------------
@@ -294,6 +328,7 @@ class Consumer:
                 log.info("no records for %.0f s: stopping", idle_exit_seconds)
                 break
             stop.wait(backoff)
+        self.close()
         if self.leases is not None:
             self.leases.release_all()  # hand the shards over at once instead of after a lease period
         if self.streaming_run is not None:

@@ -118,7 +118,7 @@ class StationHistory:
         local = record.local_time
         hour = hour_ordinal(local)
         get = self.volumes.get
-        recent = [v for v in (get(hour - k) for k in range(1, 25)) if v is not None]
+        recent = [v for v in map(get, range(hour - 24, hour)) if v is not None]
         v1, v168, v169 = get(hour - 1), get(hour - 168), get(hour - 169)
         is_holiday = record.holiday is not None or local.date() in self.holiday_dates
         features: dict[str, float] = {

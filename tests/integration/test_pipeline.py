@@ -34,7 +34,9 @@ def test_every_produced_hour_is_predicted_once(provisioned, synthetic_records):
     assert rows["event_time"].tolist() == [r.event_time.isoformat() for r in records]
     assert rows["online_updates"].tolist() == list(range(1, 1201))
     keys = helpers.store(settings).list_keys("predictions/")
-    assert all(k.startswith("predictions/event_date=") and k.endswith(".parquet") for k in keys)
+    assert all(k.startswith("predictions/event_month=") and k.endswith(".parquet") for k in keys)
+    assert rows["event_date"].tolist() == [r.local_time.date().isoformat() for r in records]
+    assert (rows["event_date"].str[:7] == rows["event_month"]).all()  # each object holds its month only
 
 
 def test_bad_records_are_dead_lettered_and_the_stream_goes_on(provisioned, synthetic_records):

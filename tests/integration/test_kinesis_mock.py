@@ -1,14 +1,23 @@
-"""Kinesis semantics moto lacks, against kinesis-mock: resharding and iterator expiry."""
+"""Kinesis semantics moto lacks, against kinesis-mock: resharding (one consumer, and two
+lease-sharing workers) and iterator expiry."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
 from botocore.exceptions import ClientError
 
-from adapters import aws
+from adapters import aws, model_registry
+from core import synthetic
+from core.processing import RawRecord, process_batch
+from core.schema import encode
 from infra.provision import Provisioner
+from tests.conftest import ROOT
 from tests.integration import helpers
 from tests.kinesis_mock import kinesis_mock
 
@@ -81,3 +90,66 @@ def test_an_expired_iterator_is_renewed_from_the_checkpoint(kinesis_settings, sy
     rows = helpers.store(settings).read_predictions()
     assert len(rows) == 600 and rows["event_id"].is_unique
     assert rows["online_updates"].tolist() == list(range(1, 601))
+
+
+@pytest.mark.slow
+def test_two_workers_reshard_while_running_without_loss(settings, synthetic_records, tmp_path, monkeypatch):
+    """A split while two lease-sharing worker processes read: children after parents, exactly once."""
+    monkeypatch.setenv("TRAFFIC_LEASE_SECONDS", "3")
+    monkeypatch.setenv("TRAFFIC_BATCH_SIZE", "50")
+    monkeypatch.setenv("TRAFFIC_STREAM_SHARDS", "2")
+    settings = settings.replace(stream_shards=2, lease_seconds=3.0, batch_size=50)
+    records = synthetic.many_stations(synthetic_records[:400], 6)
+    with kinesis_mock(tmp_path / "kinesis-mock") as endpoint:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_KINESIS", endpoint)
+        Provisioner(settings).create(with_iam=False)
+        model_registry.connect(settings)  # MLflow's database once, not raced by the workers
+        kinesis = aws.client("kinesis", settings)
+        helpers.produce(settings, records[: len(records) // 2])
+        workers = [subprocess.Popen([sys.executable, "-m", "consumer", "--no-tracking", "--worker-id", name], cwd=ROOT,
+                                    env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=open(tmp_path / f"{name}.log", "wb"),
+                                    stderr=subprocess.STDOUT) for name in ("w1", "w2")]
+        try:
+            helpers.wait_until(lambda: set(lease_owners(settings).values()) == {"w1", "w2"}, 120, 0.2,
+                               "both workers to hold a lease")
+            store = helpers.store(settings)
+            helpers.wait_until(lambda: len(store.read_predictions()) >= 300, 120, 0.5, "some records predicted")
+            parent = max(kinesis.list_shards(StreamName=settings.stream_name)["Shards"],
+                         key=lambda s: int(s["HashKeyRange"]["EndingHashKey"]) - int(s["HashKeyRange"]["StartingHashKey"]))
+            low, high = int(parent["HashKeyRange"]["StartingHashKey"]), int(parent["HashKeyRange"]["EndingHashKey"])
+            kinesis.split_shard(StreamName=settings.stream_name, ShardToSplit=parent["ShardId"],
+                                NewStartingHashKey=str((low + high) // 2))
+            helpers.wait_until(lambda: kinesis.describe_stream_summary(StreamName=settings.stream_name)[
+                "StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE", 30, message="the split to finish")
+            helpers.produce(settings, records[len(records) // 2 :])
+            helpers.wait_until(lambda: len(store.read_predictions()) >= len(records), 240, 1.0, "every record predicted")
+            for worker in workers:
+                worker.send_signal(signal.SIGTERM)
+            assert all(worker.wait(60) == 0 for worker in workers)
+        finally:
+            for worker in workers:
+                if worker.poll() is None:
+                    worker.kill()
+                    worker.wait(10)
+        shards = kinesis.list_shards(StreamName=settings.stream_name)["Shards"]
+
+    rows = store.read_predictions()
+    assert len(rows) == len(records) and rows["event_id"].is_unique
+    assert store.read_dead_letters() == []  # nothing read out of order or twice
+    children = {s["ShardId"] for s in shards if s.get("ParentShardId") == parent["ShardId"]}
+    assert len(children) == 2
+    moved = rows[rows["shard_id"].isin(children)]
+    assert len(moved) > 0
+    for station, after in moved.groupby("station_id"):
+        before = rows[(rows["station_id"] == station) & (rows["shard_id"] == parent["ShardId"])]
+        assert before.empty or before["event_time"].max() < after["event_time"].min()  # parent first
+    # Every online prediction equals an uninterrupted single-process run's: each station's model
+    # moved with its records, across workers and from parent to child, and learned each hour once.
+    uninterrupted = process_batch([RawRecord(encode(r), "s", str(i)) for i, r in enumerate(records)], {}, None, "t").rows
+    expected = {r["event_id"]: r["online_prediction"] for r in uninterrupted}
+    assert dict(zip(rows["event_id"], rows["online_prediction"])) == expected
+
+
+def lease_owners(settings) -> dict[str, str | None]:
+    items = aws.client("dynamodb", settings).scan(TableName=settings.checkpoint_table, ConsistentRead=True)["Items"]
+    return {i["shard_key"]["S"]: i["lease_owner"]["S"] for i in items if "lease_owner" in i}

@@ -32,6 +32,7 @@ SKOPS_TRUSTED_TYPES = [
     "functools.partial",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.utils.validation.check_array",
+    "sklearn.utils._bunch.Bunch",  # VotingRegressor.named_estimators_
 ]
 
 

@@ -50,7 +50,7 @@ def synthetic(total: int, stations: int = 32):
 
 
 def fitted_model():
-    """The batch model with the served hyperparameters (1,500 trees), fitted on synthetic history.
+    """The batch model with the served hyperparameters (2 × 1,000 trees), fitted on synthetic history.
 
     What it predicts is not measured here, but its size is: prediction cost grows with the
     number of trees.
@@ -103,7 +103,7 @@ def bench_stages(records, model) -> dict[str, float]:
         return rows
 
     rows = timed("features (lag history)", featurize)
-    timed("batch model (1,500 trees, 500-row calls)",
+    timed("batch model (2 × 1,000 trees, 500-row calls)",
           lambda: [model.predict(to_frame(rows[i : i + 500])) for i in range(0, len(rows), 500)])
     models: dict[str, OnlineModel] = {}
     timed("online model predict + learn (River)",

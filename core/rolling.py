@@ -5,7 +5,7 @@
 >>> r.add(20.0, 20.0, 26.0)
 >>> r.add(30.0, 33.0, 30.0)
 >>> {k: round(v, 2) for k, v in r.mae().items()}
-{'batch_mae': 1.5, 'online_mae': 3.0, 'combined_mae': 1.8}
+{'batch_mae': 1.5, 'online_mae': 3.0, 'combined_mae': 2.1}
 """
 
 from __future__ import annotations

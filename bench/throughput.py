@@ -255,6 +255,7 @@ def bench_workers(records, shards: int, workers: int, workdir: Path, emulator_pi
     """
     from adapters import aws
     from infra.provision import Provisioner
+    from monitor.stream_contents import shard_records
     from producer.kinesis_writer import KinesisWriter
     from producer.run import replay
 
@@ -262,19 +263,9 @@ def bench_workers(records, shards: int, workers: int, workdir: Path, emulator_pi
     provisioner = Provisioner(settings)
     provisioner.create(with_iam=False)
     replay(records, KinesisWriter(aws.client("kinesis", settings), settings.stream_name), None, show_progress=False)
-    kinesis = aws.client("kinesis", settings)
-    position: dict[str, dict[str, int]] = {}  # shard -> sequence number -> records up to it
-    for shard in kinesis.list_shards(StreamName=settings.stream_name)["Shards"]:
-        iterator = kinesis.get_shard_iterator(StreamName=settings.stream_name, ShardId=shard["ShardId"],
-                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        sequences: list[str] = []
-        while iterator:
-            response = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
-            sequences.extend(r["SequenceNumber"] for r in response["Records"])
-            if not response["Records"]:
-                break
-            iterator = response.get("NextShardIterator")
-        position[shard["ShardId"]] = {seq: i + 1 for i, seq in enumerate(sequences)}
+    # shard -> sequence number -> how many of the shard's records are up to it
+    position = {shard: {r["SequenceNumber"]: i + 1 for i, r in enumerate(on_shard)}
+                for shard, on_shard in shard_records(aws.client("kinesis", settings), settings.stream_name).items()}
     assert sum(len(p) for p in position.values()) == len(records)
 
     env = {**os.environ, "PYTHONPATH": os.getcwd(), "TRAFFIC_STREAM_NAME": settings.stream_name,

@@ -201,10 +201,10 @@ class Consumer:
             response = self._get_records(cursor)
             records = response["Records"]
             following = response.get("NextShardIterator")
-            if records and following:
-                # Only after a full read: at the tip of the shard the next read waits for the poll interval.
-                cursor.prefetched = (following, self._prefetch(following))
             if records:
+                if following:
+                    # Only after a read with records: at the tip the next read waits for the poll interval.
+                    cursor.prefetched = (following, self._prefetch(following))
                 self._handle(cursor, records)
             cursor.iterator = following
             if cursor.iterator is None:

@@ -23,6 +23,7 @@ from core.schema import encode
 from core.state_codec import load_states
 from infra.provision import Provisioner
 from monitor.reconcile import dead_letter_event_id, reconcile
+from monitor.stream_contents import shard_records
 from tests.conftest import ROOT
 from tests.integration import helpers
 
@@ -43,18 +44,8 @@ def kill(process: subprocess.Popen) -> None:
 
 
 def stream_records(settings) -> list[dict]:
-    kinesis = aws.client("kinesis", settings)
-    records: list[dict] = []
-    for shard in kinesis.list_shards(StreamName=settings.stream_name)["Shards"]:
-        iterator = kinesis.get_shard_iterator(StreamName=settings.stream_name, ShardId=shard["ShardId"],
-                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        while iterator:
-            response = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
-            records.extend(response["Records"])
-            if not response["Records"] and response.get("MillisBehindLatest", 0) == 0:
-                break
-            iterator = response.get("NextShardIterator")
-    return records
+    contents = shard_records(aws.client("kinesis", settings), settings.stream_name)
+    return [record for records in contents.values() for record in records]
 
 
 def stream_event_ids(settings) -> list[str]:

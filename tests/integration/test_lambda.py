@@ -17,6 +17,7 @@ from core.processing import RawRecord, process_batch
 from core.schema import encode
 from infra.provision import Provisioner
 from monitor.reconcile import reconcile
+from monitor.stream_contents import shard_records
 from tests.integration import helpers
 
 pytestmark = pytest.mark.integration
@@ -27,17 +28,14 @@ def events_from_stream(settings) -> list[dict]:
     kinesis = aws.client("kinesis", settings)
     arn = kinesis.describe_stream_summary(StreamName=settings.stream_name)["StreamDescriptionSummary"]["StreamARN"]
     out = []
-    for shard in kinesis.list_shards(StreamName=settings.stream_name)["Shards"]:
-        iterator = kinesis.get_shard_iterator(StreamName=settings.stream_name, ShardId=shard["ShardId"],
-                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        response = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
-        for r in response["Records"]:
+    for shard_id, records in shard_records(kinesis, settings.stream_name).items():
+        for r in records:
             out.append({
                 "kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": r["PartitionKey"],
                             "sequenceNumber": r["SequenceNumber"], "data": base64.b64encode(r["Data"]).decode(),
                             "approximateArrivalTimestamp": r["ApproximateArrivalTimestamp"].timestamp()},
                 "eventSource": "aws:kinesis", "eventVersion": "1.0", "eventName": "aws:kinesis:record",
-                "eventID": f"{shard['ShardId']}:{r['SequenceNumber']}", "awsRegion": "us-east-1",
+                "eventID": f"{shard_id}:{r['SequenceNumber']}", "awsRegion": "us-east-1",
                 "invokeIdentityArn": "arn:aws:iam::123456789012:role/traffic-stream-lambda", "eventSourceARN": arn,
             })
     return out

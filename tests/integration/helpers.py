@@ -31,6 +31,13 @@ def produce(settings: Settings, records) -> None:
     replay(records, KinesisWriter(aws.client("kinesis", settings), settings.stream_name), None, show_progress=False)
 
 
+def lease_owners(settings: Settings) -> dict[str, str | None]:
+    """Each shard's lease holder in the checkpoint table (None when free)."""
+    items = aws.client("dynamodb", settings).scan(TableName=settings.checkpoint_table, ConsistentRead=True)["Items"]
+    prefix = f"{settings.app_name}#shardId"
+    return {i["shard_key"]["S"]: i.get("lease_owner", {}).get("S") for i in items if i["shard_key"]["S"].startswith(prefix)}
+
+
 def store(settings: Settings) -> ResultStore:
     return ResultStore(aws.client("s3", settings), settings.bucket)
 

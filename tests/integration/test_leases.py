@@ -58,13 +58,6 @@ def fleet(settings, tmp_path, monkeypatch):
             process.wait(10)
 
 
-def owners(settings) -> dict[str, str | None]:
-    dynamodb = aws.client("dynamodb", settings)
-    items = dynamodb.scan(TableName=settings.checkpoint_table, ConsistentRead=True)["Items"]
-    prefix = f"{settings.app_name}#shardId"
-    return {i["shard_key"]["S"]: i.get("lease_owner", {}).get("S") for i in items if i["shard_key"]["S"].startswith(prefix)}
-
-
 def stations(count: int, hours: int, records):
     return synthetic.many_stations(records[:hours], count)
 
@@ -104,17 +97,17 @@ def test_three_workers_share_eight_shards_and_survive_a_kill(fleet, synthetic_re
     workers = {name: start(name) for name in ("w1", "w2", "w3")}
 
     def balanced():
-        held = Counter(o for o in owners(settings).values() if o)
+        held = Counter(o for o in helpers.lease_owners(settings).values() if o)
         return len(held) == 3 and sum(held.values()) == 8 and max(held.values()) - min(held.values()) <= 1 and held
     share = helpers.wait_until(balanced, 180, 0.2, "a balanced share of the 8 shards among 3 workers")
     print(f"\nsettled: {dict(share)}")
 
-    victim_shards = {s for s, o in owners(settings).items() if o == "w2"}
+    victim_shards = {s for s, o in helpers.lease_owners(settings).items() if o == "w2"}
     workers["w2"].send_signal(signal.SIGKILL)
     workers["w2"].wait(10)
     killed_at = time.monotonic()
     helpers.produce(settings, records[3000:])
-    helpers.wait_until(lambda: all(owners(settings)[s] in ("w1", "w3") for s in victim_shards), 60, 0.1,
+    helpers.wait_until(lambda: all(helpers.lease_owners(settings)[s] in ("w1", "w3") for s in victim_shards), 60, 0.1,
                        "the survivors to take the killed worker's shards")
     takeover = time.monotonic() - killed_at
     print(f"takeover of {len(victim_shards)} shards after SIGKILL: {takeover:.1f} s (lease {LEASE_SECONDS:g} s)")
@@ -125,7 +118,7 @@ def test_three_workers_share_eight_shards_and_survive_a_kill(fleet, synthetic_re
     for name in ("w1", "w3"):
         workers[name].send_signal(signal.SIGTERM)  # graceful: finish, checkpoint, release
         assert workers[name].wait(60) == 0
-    assert all(o is None for o in owners(settings).values())  # released on SIGTERM
+    assert all(o is None for o in helpers.lease_owners(settings).values())  # released on SIGTERM
     assert_exactly_once_and_same_models(settings, records, following)
 
 
@@ -135,12 +128,12 @@ def test_a_zombie_cannot_write_after_losing_its_lease(fleet, synthetic_records):
     records, following = everything[: 8 * 300], everything[8 * 300 :]
     helpers.produce(settings, records[:1200])
     zombie = start("zombie")
-    helpers.wait_until(lambda: Counter(owners(settings).values()).get("zombie") == 8, 60, 0.2,
+    helpers.wait_until(lambda: Counter(helpers.lease_owners(settings).values()).get("zombie") == 8, 60, 0.2,
                        "the first worker to hold every shard")
     zombie.send_signal(signal.SIGSTOP)
     helpers.produce(settings, records[1200:])
     other = start("healthy")
-    helpers.wait_until(lambda: set(owners(settings).values()) == {"healthy"}, 60, 0.2,
+    helpers.wait_until(lambda: set(helpers.lease_owners(settings).values()) == {"healthy"}, 60, 0.2,
                        "the healthy worker to take every lease of the paused one")
     store = helpers.store(settings)
     helpers.wait_until(lambda: len(store.read_predictions()) >= len(records), 180, 1.0, "every record predicted")
@@ -152,5 +145,5 @@ def test_a_zombie_cannot_write_after_losing_its_lease(fleet, synthetic_records):
     other.send_signal(signal.SIGTERM)
     zombie.send_signal(signal.SIGTERM)
     assert other.wait(60) == 0 and zombie.wait(60) == 0
-    assert set(owners(settings).values()) == {None}
+    assert set(helpers.lease_owners(settings).values()) == {None}
     assert_exactly_once_and_same_models(settings, records, following)

@@ -189,14 +189,16 @@ def bench_latency(records, seconds: float, rate: float, workdir: Path, tracking_
     done = threading.Event()
 
     def watch() -> None:
-        known: set[str] = set()
         while not done.is_set():
-            fresh = [k for k in store.list_keys(PREDICTIONS_PREFIX) if k not in known]
+            fresh = store.list_keys(PREDICTIONS_PREFIX)
             now = time.perf_counter()
             if fresh:
-                known.update(fresh)
                 for event_id in store.read_prediction_objects(fresh)["event_id"]:
                     seen_at.setdefault(event_id, now)
+                # Objects timed are taken away, so that each listing returns only new ones: a
+                # listing of every object so far took 97 ms by the end of a 20 s run, and the
+                # watcher's own lag was then a third of what it measured.
+                store.s3.delete_objects(Bucket=settings.bucket, Delete={"Objects": [{"Key": k} for k in fresh]})
             try:
                 for line in open(f"/proc/{consumer.pid}/status"):
                     if line.startswith("VmHWM:"):

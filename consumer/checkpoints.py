@@ -80,13 +80,23 @@ class CheckpointStore:
         self._update(shard_id, "SET pending_until = :p, updated_at = :t",
                      {":p": {"S": pending_until}, ":t": {"S": _now()}}, fence)
 
-    def commit(self, shard_id: str, sequence_number: str | None, state_blob: bytes, previous: Checkpoint,
-               shard_end: bool = False, fence: Fence | None = None) -> Checkpoint:
-        """Store the state as of ``sequence_number`` and move the checkpoint there."""
-        # The state key is unique to this commit, so a fenced-off writer never overwrites the
-        # state a checkpoint points at; it can only leave an orphan object behind.
+    def put_state(self, shard_id: str, sequence_number: str | None, state_blob: bytes) -> str:
+        """Upload a state for :meth:`commit` to point at; returns its key.
+
+        The key is unique to this upload, so a fenced-off writer never overwrites the state a
+        checkpoint points at; it can only leave an orphan object behind. Separate from the
+        commit so that the upload can travel beside the batch's result writes.
+        """
         state_key = f"{STATE_PREFIX}{self.app_name}/{shard_id}/{sequence_number or 'start'}-{uuid.uuid4().hex[:8]}.pkl"
         self.s3.put_object(Bucket=self.bucket, Key=state_key, Body=state_blob)
+        return state_key
+
+    def commit(self, shard_id: str, sequence_number: str | None, state_key: str, previous: Checkpoint,
+               shard_end: bool = False, fence: Fence | None = None) -> Checkpoint:
+        """Move the checkpoint to ``sequence_number``, with the state uploaded as ``state_key``.
+
+        The state the checkpoint pointed at before is not deleted here: see :meth:`discard_state`.
+        """
         values = {":s": {"S": state_key}, ":t": {"S": _now()}, ":e": {"BOOL": shard_end}}
         expression = "SET state_key = :s, updated_at = :t, shard_end = :e"
         if sequence_number is not None:
@@ -95,11 +105,14 @@ class CheckpointStore:
         try:
             self._update(shard_id, expression + " REMOVE pending_until", values, fence)
         except LeaseLost:
-            self.s3.delete_object(Bucket=self.bucket, Key=state_key)
+            self.discard_state(state_key)
             raise
-        if previous.state_key and previous.state_key != state_key:
-            self.s3.delete_object(Bucket=self.bucket, Key=previous.state_key)
         return Checkpoint(sequence_number, None, state_key, shard_end)
+
+    def discard_state(self, state_key: str | None) -> None:
+        """Delete a state no checkpoint points at any more (the one a commit replaced)."""
+        if state_key:
+            self.s3.delete_object(Bucket=self.bucket, Key=state_key)
 
 
 def _now() -> str:

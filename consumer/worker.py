@@ -80,8 +80,9 @@ class Consumer:
         self.stats = ConsumerStats()
         self._discovered_at = -DISCOVERY_SECONDS
         self._seed: bytes | None = None
-        # Reading the next batch waits on the network while this one is processed on the CPU.
-        self._reader: ThreadPoolExecutor | None = None
+        # Network calls that wait beside the CPU work: reading the next batch ahead, the
+        # checkpoint's pending mark, the state upload, the deletion of replaced states.
+        self._io: ThreadPoolExecutor | None = None
 
     def seed(self) -> bytes:
         """Where a shard without a checkpoint starts: the state training left, if any."""
@@ -202,9 +203,12 @@ class Consumer:
             records = response["Records"]
             following = response.get("NextShardIterator")
             if records:
-                if following:
-                    # Only after a read with records: at the tip the next read waits for the poll interval.
-                    cursor.prefetched = (following, self._prefetch(following))
+                if following and (len(records) >= self.settings.batch_size or response.get("MillisBehindLatest", 0) > 0):
+                    # Only while behind the tip. At the tip a read sent now would return at once
+                    # with what arrived meanwhile (next to nothing), and the records arriving
+                    # while this batch is processed would wait for that small batch to be
+                    # processed too: one read after processing gets them all, sooner.
+                    cursor.prefetched = (following, self._background(self._read, following))
                 self._handle(cursor, records)
             cursor.iterator = following
             if cursor.iterator is None:
@@ -230,16 +234,22 @@ class Consumer:
     def _read(self, iterator: str) -> dict:
         return self.kinesis.get_records(ShardIterator=iterator, Limit=self.settings.batch_size)
 
-    def _prefetch(self, iterator: str) -> Future:
-        if self._reader is None:
-            self._reader = ThreadPoolExecutor(max_workers=4, thread_name_prefix="prefetch")
-        return self._reader.submit(self._read, iterator)
+    def _background(self, call, *args) -> Future:
+        if self._io is None:
+            self._io = ThreadPoolExecutor(max_workers=4, thread_name_prefix="io")
+        return self._io.submit(call, *args)
+
+    def _discard_state(self, state_key: str | None) -> None:
+        try:
+            self.checkpoints.discard_state(state_key)
+        except Exception as exc:  # an orphan object costs storage, never a result: log and go on
+            log.warning("could not delete the replaced state %s: %s: %s", state_key, type(exc).__name__, exc)
 
     def close(self) -> None:
-        """Stop reading ahead (a read already sent is waited for)."""
-        if self._reader is not None:
-            self._reader.shutdown(wait=True, cancel_futures=True)
-            self._reader = None
+        """Stop reading ahead; calls already sent (reads, state deletions) are waited for."""
+        if self._io is not None:
+            self._io.shutdown(wait=True, cancel_futures=True)
+            self._io = None
         for cursor in self.cursors.values():
             cursor.prefetched = None
 
@@ -268,21 +278,31 @@ class Consumer:
 
     def _handle(self, cursor: ShardCursor, records: list[dict]) -> None:
         raws = [RawRecord(r["Data"], cursor.shard_id, r["SequenceNumber"], r.get("PartitionKey", "")) for r in records]
+        last = raws[-1].sequence_number
+        # Ordering is what makes a batch exactly-once: the pending mark is stored before any
+        # result is written, and the checkpoint moves only after every result and the state are.
+        # Within those steps the calls travel together: the pending mark while the batch is
+        # computed (which is pure and needs it only before writing), the state beside the results.
+        pending = self._background(self.checkpoints.begin, cursor.shard_id, last, self._fence(cursor.shard_id))
         now = datetime.now(UTC).isoformat()
         predictor = self.champion if self.champion is not None and self.champion.ready else None
         outcome = process_batch(raws, cursor.states, predictor, now)
-        last = raws[-1].sequence_number
-        self.checkpoints.begin(cursor.shard_id, last, self._fence(cursor.shard_id))
+        blob = dump_states(cursor.states)
+        pending.result()
         cursor.checkpoint = replace(cursor.checkpoint, pending_until=last)
         self._fence(cursor.shard_id)  # still ours (not paused past the lease) before results are written
+        state_upload = self._background(self.checkpoints.put_state, cursor.shard_id, last, blob)
         self.store.write_rows(outcome.rows)
         self.store.write_dead_letters(outcome.dead_letters, now)
         for letter in outcome.dead_letters:
             log.warning("dead letter %s/%s: %s", letter.shard_id, letter.sequence_number, letter.message[:300])
-        blob = dump_states(cursor.states)
-        cursor.checkpoint = self.checkpoints.commit(cursor.shard_id, last, blob, cursor.checkpoint,
+        replaced = cursor.checkpoint.state_key
+        cursor.checkpoint = self.checkpoints.commit(cursor.shard_id, last, state_upload.result(), cursor.checkpoint,
                                                     fence=self._fence(cursor.shard_id))
         cursor.committed_blob = blob
+        if replaced != cursor.checkpoint.state_key:
+            # Housekeeping only: a failed delete leaves an orphan object, never a wrong result.
+            self._background(self._discard_state, replaced)
         self.stats.records += len(raws)
         self.stats.rows += len(outcome.rows)
         self.stats.dead_letters += len(outcome.dead_letters)
@@ -291,10 +311,14 @@ class Consumer:
             self.streaming_run.observe(outcome.rows, len(outcome.dead_letters))
 
     def _finish(self, cursor: ShardCursor) -> None:
+        replaced = cursor.checkpoint.state_key
+        state_key = self.checkpoints.put_state(cursor.shard_id, cursor.checkpoint.sequence_number,
+                                               cursor.committed_blob)
         cursor.checkpoint = self.checkpoints.commit(
-            cursor.shard_id, cursor.checkpoint.sequence_number, cursor.committed_blob, cursor.checkpoint,
+            cursor.shard_id, cursor.checkpoint.sequence_number, state_key, cursor.checkpoint,
             shard_end=True, fence=self._fence(cursor.shard_id),
         )
+        self.checkpoints.discard_state(replaced)
         cursor.finished = True
         log.info("shard %s: read to its end (closed after resharding)", cursor.shard_id)
 

@@ -16,13 +16,16 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 
@@ -200,9 +203,7 @@ def bench_latency(records, seconds: float, rate: float, workdir: Path, tracking_
                 # watcher's own lag was then a third of what it measured.
                 store.s3.delete_objects(Bucket=settings.bucket, Delete={"Objects": [{"Key": k} for k in fresh]})
             try:
-                for line in open(f"/proc/{consumer.pid}/status"):
-                    if line.startswith("VmHWM:"):
-                        peak_rss[0] = max(peak_rss[0], int(line.split()[1]) / 1024)
+                peak_rss[0] = max(peak_rss[0], peak_rss_mb(consumer.pid))
             except OSError:
                 pass
             if len(seen_at) >= count:
@@ -232,6 +233,81 @@ def bench_latency(records, seconds: float, rate: float, workdir: Path, tracking_
         consumer.wait(30)
     latencies = [seen_at[e] - put_at[e] for e in put_at if e in seen_at]
     return latencies, peak_rss[0]
+
+
+@contextmanager
+def tracking_server(workdir: Path, s3_endpoint: str):
+    """An ``mlflow server`` with its artifacts proxied to S3 on the emulator, as docker-compose
+    and an AWS deployment run it: consumers then reach the registry over HTTP and hold no
+    database client of their own. Yields its URI."""
+    import boto3
+
+    bucket = f"bench-mlflow-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    from infra.emulator import free_port
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{workdir / 'mlflow-server.db'}",
+         "--artifacts-destination", f"s3://{bucket}/artifacts", "--serve-artifacts",
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        stdout=open(workdir / "mlflow-server.log", "wb"), stderr=subprocess.STDOUT,
+        env={**os.environ, "MLFLOW_S3_ENDPOINT_URL": s3_endpoint}, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while not _answers(f"{url}/health"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the MLflow server did not start: see {workdir / 'mlflow-server.log'}")
+            time.sleep(0.25)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def startup_rss(workdir: Path, tracking_uri: str) -> float:
+    """Peak RSS (MB) of a consumer process from its start until it serves the champion of ``tracking_uri``.
+
+    Loading the champion is when a consumer's memory peaks; this measures the process as the
+    embedded setup runs it, with MLflow's SQLite store inside the process.
+    """
+    settings = settings_for(1)
+    from infra.provision import Provisioner
+
+    Provisioner(settings).create(with_iam=False)
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "TRAFFIC_STREAM_NAME": settings.stream_name,
+           "TRAFFIC_BUCKET": settings.bucket, "TRAFFIC_CHECKPOINT_TABLE": settings.checkpoint_table,
+           "MLFLOW_TRACKING_URI": tracking_uri}
+    log_path = workdir / "startup-consumer.log"
+    consumer = subprocess.Popen([sys.executable, "-m", "consumer", "--no-tracking"], env=env,
+                                stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while "serving batch model" not in log_path.read_text():
+            if consumer.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the consumer did not load the champion: see {log_path}")
+            time.sleep(0.1)
+        return peak_rss_mb(consumer.pid)
+    finally:
+        consumer.terminate()
+        consumer.wait(30)
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for process {pid}")
 
 
 def register_champion(model, tracking_uri: str) -> None:
@@ -342,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
 
     serve_single_threaded()  # as the consumer process does
     lines = []
+    stack = ExitStack()
     try:
         records = synthetic(max(sizes))
         model = fitted_model()
@@ -357,8 +434,11 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"| core (decode+features+batch+online) | - | {size:,} | {bench_core(records[:size], model):,.0f} |")
             print(lines[-1], flush=True)
         # The consumer processes below serve this model from the registry, as in production.
-        tracking_uri = f"sqlite:///{workdir / 'mlflow.db'}"
+        tracking_uri = stack.enter_context(tracking_server(workdir, os.environ["AWS_ENDPOINT_URL"]))
         register_champion(model, tracking_uri)
+        embedded_uri = f"sqlite:///{workdir / 'mlflow.db'}"
+        register_champion(model, embedded_uri)
+        embedded_rss = startup_rss(workdir, embedded_uri)
         # Latency first, while the emulator is fresh: after the runs below moto has held
         # hundreds of thousands of records and its own pauses would be measured instead.
         latencies, rss = bench_latency(records, args.latency_seconds, 100.0, workdir, tracking_uri)
@@ -379,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
                          f"{args.workers_records:,} | {worker_rates[workers]:,.0f} |")
             print(lines[-1], flush=True)
     finally:
+        stack.close()
         emulator.terminate()
     ms = sorted(x * 1000 for x in latencies)
     p50, p99 = statistics.median(ms), ms[int(0.99 * (len(ms) - 1))]
@@ -398,7 +479,9 @@ def main(argv: list[str] | None = None) -> int:
               + f" | {sum(shares.values()):.2f} |")
     print(f"\nlatency put -> prediction visible in S3 at 100 records/s over {len(ms):,} records: "
           f"p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {ms[-1]:.0f} ms")
-    print(f"consumer peak RSS (VmHWM): {rss:.0f} MB")
+    print(f"consumer peak RSS (VmHWM): {rss:.0f} MB over the latency run, with the registry behind an MLflow "
+          f"server (as docker-compose and AWS run it); {embedded_rss:.0f} MB up to serving the champion with "
+          "MLflow's SQLite store in the process (the embedded setup)")
     print(f"2 workers / 1 worker: {worker_rates[2] / worker_rates[1]:.2f}x")
     return 0
 

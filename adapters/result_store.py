@@ -45,6 +45,7 @@ ROW_SCHEMA = pa.schema(
         ("traffic_volume", pa.int64()),
         ("batch_prediction", pa.float64()),
         ("online_prediction", pa.float64()),
+        ("served_prediction", pa.float64()),
         ("batch_model_version", pa.string()),
         ("online_updates", pa.int64()),
         ("temp", pa.float64()),

@@ -8,8 +8,9 @@ predictions back from S3. The batch model trained once is scored on the same hou
 features, from the registry's first version.
 
 Prints MAE, RMSE and R² for: the batch model trained once, the batch model with periodic
-retraining (what the consumer served), the online model and the served combination (their
-weighted mean), overall, on holiday dates and per year.
+retraining (what the consumer served), the online model, the served prediction (both
+weighted by their recent errors, :mod:`core.ensemble`) and, for reference, the fixed
+weighted mean that was served before, overall, on holiday dates and per year.
 """
 
 from __future__ import annotations
@@ -115,15 +116,16 @@ def run(start: datetime, end: datetime) -> tuple[str, float]:
 
 def report(rows: pd.DataFrame, retrains: int, promoted: int) -> str:
     from core.batch_model import score
-    from core.ensemble import BATCH_WEIGHT
+    from core.ensemble import PRIOR_BATCH_WEIGHT
 
     batch, online = rows["batch_prediction"].astype(float), rows["online_prediction"].astype(float)
     columns = {
         "batch, trained once": rows["once_prediction"].astype(float),
         f"batch, retrained ({promoted}/{retrains} promoted)": batch,
         "online (River)": online,
-        f"served: {BATCH_WEIGHT:g} batch + {1 - BATCH_WEIGHT:g} online": np.where(
-            batch.isna(), online, BATCH_WEIGHT * batch + (1 - BATCH_WEIGHT) * online),
+        "served (recent-error weights)": rows["served_prediction"].astype(float),
+        f"fixed {PRIOR_BATCH_WEIGHT:g} batch + {1 - PRIOR_BATCH_WEIGHT:g} online": np.where(
+            batch.isna(), online, PRIOR_BATCH_WEIGHT * batch + (1 - PRIOR_BATCH_WEIGHT) * online),
     }
     segments = {"all hours": np.ones(len(rows), bool), "holiday dates": rows["is_holiday"].to_numpy()}
     for year in sorted(rows["year"].unique()):

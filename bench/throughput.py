@@ -80,6 +80,7 @@ def bench_core(records, model) -> float:
 
 def bench_stages(records, model) -> dict[str, float]:
     """Microseconds per record of each stage of the core, each timed on its own."""
+    from core.ensemble import Combiner
     from core.features import StationHistory, to_frame
     from core.online_model import OnlineModel
     from core.results import result_row
@@ -113,8 +114,18 @@ def bench_stages(records, model) -> dict[str, float]:
     timed("online model predict + learn (River)",
           lambda: [models.setdefault(r.station_id, OnlineModel()).predict_then_learn(f, float(r.traffic_volume))
                    for r, f in zip(decoded, rows)])
-    timed("result rows", lambda: [result_row(r, batch_prediction=1.0, online_prediction=1.0, batch_model_version="b",
-                                             online_updates=1, shard_id="s", sequence_number="1", processed_at="t")
+    combiners: dict[str, Combiner] = {}
+
+    def serve():
+        for record, features in zip(decoded, rows):
+            combiner = combiners.setdefault(record.station_id, Combiner())
+            combiner.predict(1.0, 2.0, features["is_holiday"] > 0)
+            combiner.learn(float(record.traffic_volume), 1.0, 2.0)
+
+    timed("served combination (recent-error weights)", serve)
+    timed("result rows", lambda: [result_row(r, batch_prediction=1.0, online_prediction=1.0, served_prediction=1.0,
+                                             batch_model_version="b", online_updates=1, shard_id="s",
+                                             sequence_number="1", processed_at="t")
                                   for r in decoded])
     return timings
 

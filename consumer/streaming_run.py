@@ -42,7 +42,7 @@ class StreamingRun:
         metrics = []
         for row in rows:
             actual, batch, online = float(row["traffic_volume"]), row["batch_prediction"], float(row["online_prediction"])
-            self.rolling.add(actual, batch, online)
+            self.rolling.add(actual, batch, online, float(row["served_prediction"]))
             self.totals["rows"] += 1
             self.totals["online_abs"] += abs(online - actual)
             if batch is not None:

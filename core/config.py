@@ -35,6 +35,7 @@ ENVIRONMENT = {
     "TRAFFIC_MODEL_NAME": "traffic-volume-batch",
     "TRAFFIC_RETRAIN_EVERY_DAYS": "30",
     "TRAFFIC_HOLDOUT_DAYS": "14",
+    "TRAFFIC_PROMOTION_TOLERANCE": "0.05",
     "TRAFFIC_BATCH_SIZE": "2000",
     "TRAFFIC_POLL_SECONDS": "0.2",
     "TRAFFIC_CHAMPION_REFRESH_SECONDS": "10",
@@ -63,6 +64,8 @@ class Settings:
     model_name: str
     retrain_every_days: float
     holdout_days: float
+    #: A retrained model is promoted unless its holdout MAE exceeds the champion's by more than this fraction.
+    promotion_tolerance: float
     batch_size: int
     poll_seconds: float
     champion_refresh_seconds: float
@@ -97,6 +100,7 @@ class Settings:
             model_name=get("TRAFFIC_MODEL_NAME"),
             retrain_every_days=float(get("TRAFFIC_RETRAIN_EVERY_DAYS")),
             holdout_days=float(get("TRAFFIC_HOLDOUT_DAYS")),
+            promotion_tolerance=float(get("TRAFFIC_PROMOTION_TOLERANCE")),
             batch_size=int(get("TRAFFIC_BATCH_SIZE")),
             poll_seconds=float(get("TRAFFIC_POLL_SECONDS")),
             champion_refresh_seconds=float(get("TRAFFIC_CHAMPION_REFRESH_SECONDS")),

@@ -1,23 +1,81 @@
-"""The served combination of the batch and online predictions.
+"""The served prediction: the batch and online predictions weighted by how well each did lately.
 
-A weighted mean, the weight chosen on 2016: with the batch model fitted on the hours
-before 2016 and the online model predicting then learning through 2016, 0.6 on the batch
-model gave MAE 169.0, against 170.2 for the plain mean, 170.7 at 0.8 and 177.2 for the
-batch model alone.
+Each station keeps an exponentially weighted mean of each model's absolute error, and
+the next hour weights each model by the inverse square of its mean: inverse-variance
+weighting, with absolute errors for robustness. On dates known to be holidays the batch
+model serves alone: it has seen every holiday of the past years, while the online model
+has seen one a year for each hour and errs most there. Chosen on data before 2017 (batch
+model fitted before 2016 and retrained every 30 days, online model predicting then
+learning through 2016), 2016 MAE:
 
->>> combine(100.0, 200.0)
-140.0
->>> combine(None, 200.0)
-200.0
+============================================  =====
+served prediction                             MAE
+============================================  =====
+batch model alone (retrained)                 173.4
+fixed 0.6 batch + 0.4 online (the last rule)  167.3
+recent errors, inverse square, alpha 0.05,    165.2
+batch alone on holidays (this rule)
+============================================  =====
+
+In a first comparison on the same hours (before retraining promoted a model unless it was
+worse by more than 5 %), the recent-error weights gained 1.4 (0.6 of it without the
+holiday rule), inverse cubes 0.5 more and errors kept per hour of the day nothing more:
+not worth their extra freedom.
+
+>>> c = Combiner()
+>>> c.predict(1000.0, 2000.0, is_holiday=False)   # no errors known yet: the prior weight
+1400.0
+>>> for _ in range(100):
+...     c.learn(actual=1000.0, batch=1010.0, online=1040.0)
+>>> round(c.batch_weight(), 3)                    # errors 10 vs 40: weights 16:1
+0.941
+>>> c.predict(1000.0, 2000.0, is_holiday=True)    # holidays: the batch model alone
+1000.0
+>>> c.predict(None, 2000.0, is_holiday=False)     # no batch model serving yet
+2000.0
 """
 
 from __future__ import annotations
 
-BATCH_WEIGHT = 0.6
+from dataclasses import dataclass
+
+#: The batch model's weight until both models have an error on record.
+PRIOR_BATCH_WEIGHT = 0.6
+#: How fast the error means forget: about the last 20 hours count.
+ALPHA = 0.05
+POWER = 2.0
+#: Errors below one vehicle/hour are treated as one, so a lucky hour cannot take all the weight.
+ERROR_FLOOR = 1.0
 
 
-def combine(batch: float | None, online: float) -> float:
-    """The weighted mean of both models; the online model alone while no batch model serves."""
-    if batch is None or batch != batch:
-        return online
-    return BATCH_WEIGHT * batch + (1.0 - BATCH_WEIGHT) * online
+@dataclass
+class Combiner:
+    """Per-station weighting of the two models, learned on the stream (predict, then learn)."""
+
+    batch_error: float | None = None
+    online_error: float | None = None
+
+    def batch_weight(self) -> float:
+        if self.batch_error is None or self.online_error is None:
+            return PRIOR_BATCH_WEIGHT
+        batch = max(self.batch_error, ERROR_FLOOR) ** -POWER
+        online = max(self.online_error, ERROR_FLOOR) ** -POWER
+        return batch / (batch + online)
+
+    def predict(self, batch: float | None, online: float, is_holiday: bool) -> float:
+        """The served prediction; the online model alone while no batch model serves."""
+        if batch is None or batch != batch:
+            return online
+        if is_holiday:
+            return batch
+        weight = self.batch_weight()
+        return weight * batch + (1.0 - weight) * online
+
+    def learn(self, actual: float, batch: float | None, online: float) -> None:
+        self.online_error = _smoothed(self.online_error, abs(actual - online))
+        if batch is not None and batch == batch:
+            self.batch_error = _smoothed(self.batch_error, abs(actual - batch))
+
+
+def _smoothed(mean: float | None, value: float) -> float:
+    return value if mean is None else (1.0 - ALPHA) * mean + ALPHA * value

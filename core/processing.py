@@ -6,7 +6,9 @@ For a batch read from one shard, in sequence order:
    reason and raw payload, and the batch goes on;
 2. compute its features from its station's history, then add it to that history;
 3. predict the whole batch with the batch model in one call;
-4. record by record, the station's online model predicts, then learns the true volume.
+4. record by record, the station's online model predicts, then learns the true volume,
+   and the served prediction weights both models by their recent errors
+   (:class:`core.ensemble.Combiner`), which then learn this hour's.
 
 The same inputs and the same starting state always give the same rows and the same end
 state; the consumer's exactly-once guarantees rest on that.
@@ -22,6 +24,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from core.ensemble import Combiner
 from core.features import StationHistory, to_frame
 from core.online_model import OnlineModel
 from core.results import result_row
@@ -66,10 +69,17 @@ class DeadLetter:
 
 @dataclass
 class StationState:
-    """Everything the stream has taught us about one station: lag history and online model."""
+    """Everything the stream has taught us about one station: lag history, online model and
+    how to weight the two models' predictions."""
 
     history: StationHistory = field(default_factory=StationHistory)
     online: OnlineModel = field(default_factory=OnlineModel)
+    combiner: Combiner = field(default_factory=Combiner)
+
+    def __setstate__(self, state: dict) -> None:
+        # Checkpoints written before the combiner existed resume with a fresh one.
+        state.setdefault("combiner", Combiner())
+        self.__dict__.update(state)
 
 
 class BatchPredictor(Protocol):
@@ -116,15 +126,19 @@ def process_batch(
 
     rows = []
     for (raw, record, features), batch_prediction in zip(accepted, batch_predictions, strict=True):
-        online = states[record.station_id].online
-        online_prediction = online.predict_then_learn(features, float(record.traffic_volume))
+        state = states[record.station_id]
+        actual = float(record.traffic_volume)
+        online_prediction = state.online.predict_then_learn(features, actual)
+        served_prediction = state.combiner.predict(batch_prediction, online_prediction, features["is_holiday"] > 0)
+        state.combiner.learn(actual, batch_prediction, online_prediction)
         rows.append(
             result_row(
                 record,
                 batch_prediction=batch_prediction,
                 online_prediction=online_prediction,
+                served_prediction=served_prediction,
                 batch_model_version=version,
-                online_updates=online.updates,
+                online_updates=state.online.updates,
                 shard_id=raw.shard_id,
                 sequence_number=raw.sequence_number,
                 processed_at=processed_at,

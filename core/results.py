@@ -1,6 +1,7 @@
 """The rows the consumer writes to S3, and their way back to records for retraining.
 
-A result row carries the prediction of both models beside the actual volume, plus the
+A result row carries the prediction of both models and the served one (their weighted
+combination) beside the actual volume, plus the
 inputs of the hour, so that the prediction table alone is enough to retrain on "all
 records seen so far" and to audit any prediction.
 """
@@ -21,6 +22,7 @@ RESULT_COLUMNS = (
     "traffic_volume",
     "batch_prediction",
     "online_prediction",
+    "served_prediction",
     "batch_model_version",
     "online_updates",
     "temp",
@@ -40,6 +42,7 @@ def result_row(
     *,
     batch_prediction: float | None,
     online_prediction: float | None,
+    served_prediction: float | None,
     batch_model_version: str | None,
     online_updates: int,
     shard_id: str,
@@ -54,6 +57,7 @@ def result_row(
         "traffic_volume": record.traffic_volume,
         "batch_prediction": batch_prediction,
         "online_prediction": online_prediction,
+        "served_prediction": served_prediction,
         "batch_model_version": batch_model_version,
         "online_updates": online_updates,
         "temp": record.temp,

@@ -1,27 +1,25 @@
-"""Rolling error of the two models over the most recent event hours.
+"""Rolling error of the two models and of the served prediction over the most recent event hours.
 
 >>> r = RollingErrors(window=2)
->>> r.add(10.0, 12.0, 9.0)
->>> r.add(20.0, 20.0, 26.0)
->>> r.add(30.0, 33.0, 30.0)
+>>> r.add(10.0, 12.0, 9.0, 11.0)
+>>> r.add(20.0, 20.0, 26.0, 22.0)
+>>> r.add(30.0, 33.0, 30.0, 31.0)
 >>> {k: round(v, 2) for k, v in r.mae().items()}
-{'batch_mae': 1.5, 'online_mae': 3.0, 'combined_mae': 2.1}
+{'batch_mae': 1.5, 'online_mae': 3.0, 'combined_mae': 1.5}
 """
 
 from __future__ import annotations
 
 from collections import deque
 
-from core.ensemble import combine
-
 
 class RollingErrors:
     def __init__(self, window: int = 168) -> None:
         self.errors: deque[tuple[float, float, float]] = deque(maxlen=window)
 
-    def add(self, actual: float, batch: float | None, online: float) -> None:
+    def add(self, actual: float, batch: float | None, online: float, served: float) -> None:
         batch_err = abs(batch - actual) if batch is not None else float("nan")
-        self.errors.append((batch_err, abs(online - actual), abs(combine(batch, online) - actual)))
+        self.errors.append((batch_err, abs(online - actual), abs(served - actual)))
 
     def mae(self) -> dict[str, float]:
         names = ("batch_mae", "online_mae", "combined_mae")

@@ -1,4 +1,4 @@
-"""Batch vs online vs their mean, over the replayed period: a table and a chart.
+"""Batch vs online vs the served prediction, over the replayed period: a table and a chart.
 
 Pure functions over the result rows (a DataFrame read from the bucket).
 """
@@ -9,16 +9,20 @@ import numpy as np
 import pandas as pd
 
 from core.batch_model import Scores, score
-from core.ensemble import BATCH_WEIGHT
+from core.ensemble import PRIOR_BATCH_WEIGHT
 
 MODELS = {"batch": "batch_prediction", "online": "online_prediction", "combined": "combined_prediction"}
 
 
 def with_combined(rows: pd.DataFrame) -> pd.DataFrame:
+    """``combined_prediction``: what was served; for rows written before the consumer recorded
+    it, the fixed weighted mean that was its rule then."""
     rows = rows.copy()
     batch = rows["batch_prediction"].astype("float64")
     online = rows["online_prediction"].astype("float64")
-    rows["combined_prediction"] = np.where(batch.isna(), online, BATCH_WEIGHT * batch + (1 - BATCH_WEIGHT) * online)
+    fixed = np.where(batch.isna(), online, PRIOR_BATCH_WEIGHT * batch + (1 - PRIOR_BATCH_WEIGHT) * online)
+    served = rows["served_prediction"].astype("float64") if "served_prediction" in rows else pd.Series(np.nan, rows.index)
+    rows["combined_prediction"] = served.fillna(pd.Series(fixed, rows.index))
     return rows
 
 

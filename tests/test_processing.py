@@ -87,3 +87,33 @@ def test_processing_is_deterministic_from_a_restored_state():
     first = process_batch(raws[200:], states, None, "now")
     second = process_batch(raws[200:], load_states(snapshot), None, "now")
     assert first.rows == second.rows
+
+
+def test_the_served_prediction_leans_on_the_model_that_erred_less_lately():
+    records = hours(60)
+    # The batch model predicts the truth +5, the online model learns from scratch and is far off.
+    exact = type("Exact", (), {"version": "8", "predict": lambda self, f: f["lag_1h"].fillna(1000).to_numpy() + 15})()
+    out = process_batch([raw(r, i) for i, r in enumerate(records)], {}, exact, "now")
+    first, last = out.rows[0], out.rows[-1]
+    assert first["served_prediction"] == 0.6 * first["batch_prediction"] + 0.4 * first["online_prediction"]
+    batch_error = abs(last["batch_prediction"] - last["traffic_volume"])
+    served_error = abs(last["served_prediction"] - last["traffic_volume"])
+    fixed_error = abs(0.6 * last["batch_prediction"] + 0.4 * last["online_prediction"] - last["traffic_volume"])
+    assert batch_error <= served_error < fixed_error
+
+
+def test_on_a_holiday_the_batch_model_serves_alone():
+    records = hours(30, start=datetime(2017, 12, 24, 0))
+    records[24] = records[24].model_copy(update={"holiday": "Christmas Day"})  # midnight marks the date
+    out = process_batch([raw(r, i) for i, r in enumerate(records)], {}, CountingPredictor(), "now")
+    christmas = [r for r in out.rows if r["event_date"] == "2017-12-25"]
+    assert len(christmas) == 6 and {r["served_prediction"] for r in christmas} == {1234.0}
+    assert all(r["served_prediction"] != 1234.0 for r in out.rows[1:24])  # the day before: a blend
+
+
+def test_a_state_saved_before_the_combiner_existed_resumes_with_a_fresh_one():
+    states = {"301": StationState()}
+    del states["301"].__dict__["combiner"]  # the shape of a checkpoint from before the served column
+    restored = load_states(dump_states(states))
+    out = process_batch([raw(r, i) for i, r in enumerate(hours(3))], restored, CountingPredictor(), "now")
+    assert [r["online_updates"] for r in out.rows] == [1, 2, 3] and out.rows[0]["served_prediction"] is not None

@@ -53,8 +53,9 @@ def train_initial(
         store.write_seed(dump_states(warm_start(records, stamp)))
         store.write_history(
             [
-                result_row(r, batch_prediction=None, online_prediction=None, batch_model_version=None,
-                           online_updates=0, shard_id="", sequence_number="", processed_at=stamp)
+                result_row(r, batch_prediction=None, online_prediction=None, served_prediction=None,
+                           batch_model_version=None, online_updates=0, shard_id="", sequence_number="",
+                           processed_at=stamp)
                 for r in records
             ]
         )
@@ -134,7 +135,7 @@ class Retrainer:
         current = model_registry.champion_version(self.settings)
         champion_model = model_registry.load_version(self.settings, current[0])
         champion = fitting.evaluate(champion_model, data, result.holdout_start, cutoff)
-        promoted = result.holdout.mae < champion.mae
+        promoted = result.holdout.mae <= champion.mae * (1.0 + self.settings.promotion_tolerance)
         version = None
         if promoted:
             result = fitting.refitted(result, data)  # only a winner is worth the second fit

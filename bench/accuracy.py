@@ -116,7 +116,7 @@ def run(start: datetime, end: datetime) -> tuple[str, float]:
 
 def report(rows: pd.DataFrame, retrains: int, promoted: int) -> str:
     from core.batch_model import score
-    from core.ensemble import PRIOR_BATCH_WEIGHT
+    from core.ensemble import PRIOR_BATCH_WEIGHT, fixed_mean
 
     batch, online = rows["batch_prediction"].astype(float), rows["online_prediction"].astype(float)
     columns = {
@@ -124,8 +124,7 @@ def report(rows: pd.DataFrame, retrains: int, promoted: int) -> str:
         f"batch, retrained ({promoted}/{retrains} promoted)": batch,
         "online (River)": online,
         "served (recent-error weights)": rows["served_prediction"].astype(float),
-        f"fixed {PRIOR_BATCH_WEIGHT:g} batch + {1 - PRIOR_BATCH_WEIGHT:g} online": np.where(
-            batch.isna(), online, PRIOR_BATCH_WEIGHT * batch + (1 - PRIOR_BATCH_WEIGHT) * online),
+        f"fixed {PRIOR_BATCH_WEIGHT:g} batch + {1 - PRIOR_BATCH_WEIGHT:g} online": fixed_mean(batch, online),
     }
     segments = {"all hours": np.ones(len(rows), bool), "holiday dates": rows["is_holiday"].to_numpy()}
     for year in sorted(rows["year"].unique()):

@@ -186,11 +186,7 @@ def bench_latency(records, seconds: float, rate: float, workdir: Path, tracking_
 
     settings = settings_for(1)
     Provisioner(settings).create(with_iam=False)
-    env = {**os.environ, "PYTHONPATH": os.getcwd(), "TRAFFIC_STREAM_NAME": settings.stream_name,
-           "TRAFFIC_BUCKET": settings.bucket, "TRAFFIC_CHECKPOINT_TABLE": settings.checkpoint_table,
-           "TRAFFIC_POLL_SECONDS": "0.05", "MLFLOW_TRACKING_URI": tracking_uri}
-    consumer = subprocess.Popen([sys.executable, "-m", "consumer", "--no-tracking"], env=env,
-                                stdout=open(workdir / "latency-consumer.log", "wb"), stderr=subprocess.STDOUT)
+    consumer = start_consumer(settings, tracking_uri, workdir / "latency-consumer.log", TRAFFIC_POLL_SECONDS="0.05")
     kinesis = aws.client("kinesis", settings)
     store = ResultStore(aws.client("s3", settings), settings.bucket)
     from core.schema import encode
@@ -253,10 +249,10 @@ def tracking_server(workdir: Path, s3_endpoint: str):
     database client of their own. Yields its URI."""
     import boto3
 
-    bucket = f"bench-mlflow-{uuid.uuid4().hex[:8]}"
-    boto3.client("s3").create_bucket(Bucket=bucket)
     from infra.emulator import free_port
 
+    bucket = f"bench-mlflow-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{workdir / 'mlflow-server.db'}",
@@ -292,16 +288,12 @@ def startup_rss(workdir: Path, tracking_uri: str) -> float:
     Loading the champion is when a consumer's memory peaks; this measures the process as the
     embedded setup runs it, with MLflow's SQLite store inside the process.
     """
-    settings = settings_for(1)
     from infra.provision import Provisioner
 
+    settings = settings_for(1)
     Provisioner(settings).create(with_iam=False)
-    env = {**os.environ, "PYTHONPATH": os.getcwd(), "TRAFFIC_STREAM_NAME": settings.stream_name,
-           "TRAFFIC_BUCKET": settings.bucket, "TRAFFIC_CHECKPOINT_TABLE": settings.checkpoint_table,
-           "MLFLOW_TRACKING_URI": tracking_uri}
     log_path = workdir / "startup-consumer.log"
-    consumer = subprocess.Popen([sys.executable, "-m", "consumer", "--no-tracking"], env=env,
-                                stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
+    consumer = start_consumer(settings, tracking_uri, log_path)
     try:
         deadline = time.monotonic() + 120
         while "serving batch model" not in log_path.read_text():
@@ -312,6 +304,16 @@ def startup_rss(workdir: Path, tracking_uri: str) -> float:
     finally:
         consumer.terminate()
         consumer.wait(30)
+
+
+def start_consumer(settings, tracking_uri: str, log_path: Path, worker_id: str | None = None,
+                   **environ: str) -> subprocess.Popen:
+    """``python -m consumer`` as its own process on ``settings``' stream, bucket and table."""
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "TRAFFIC_STREAM_NAME": settings.stream_name,
+           "TRAFFIC_BUCKET": settings.bucket, "TRAFFIC_CHECKPOINT_TABLE": settings.checkpoint_table,
+           "MLFLOW_TRACKING_URI": tracking_uri, **environ}
+    command = [sys.executable, "-m", "consumer", "--no-tracking"] + (["--worker-id", worker_id] if worker_id else [])
+    return subprocess.Popen(command, env=env, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -357,9 +359,6 @@ def bench_workers(records, shards: int, workers: int, workdir: Path, emulator_pi
                 for shard, on_shard in shard_records(aws.client("kinesis", settings), settings.stream_name).items()}
     assert sum(len(p) for p in position.values()) == len(records)
 
-    env = {**os.environ, "PYTHONPATH": os.getcwd(), "TRAFFIC_STREAM_NAME": settings.stream_name,
-           "TRAFFIC_BUCKET": settings.bucket, "TRAFFIC_CHECKPOINT_TABLE": settings.checkpoint_table,
-           "TRAFFIC_LEASE_SECONDS": "3", "MLFLOW_TRACKING_URI": tracking_uri}
     dynamodb = aws.client("dynamodb", settings)
     prefix = f"{settings.app_name}#"
 
@@ -374,8 +373,8 @@ def bench_workers(records, shards: int, workers: int, workdir: Path, emulator_pi
                 owners.add(item["lease_owner"]["S"])
         return done, owners
 
-    processes = [subprocess.Popen([sys.executable, "-m", "consumer", "--no-tracking", "--worker-id", f"w{i}"], env=env,
-                                  stdout=open(workdir / f"worker-{workers}-{i}.log", "wb"), stderr=subprocess.STDOUT)
+    processes = [start_consumer(settings, tracking_uri, workdir / f"worker-{workers}-{i}.log", f"w{i}",
+                                TRAFFIC_LEASE_SECONDS="3")
                  for i in range(workers)]
     pids = {**{f"worker {i}": p.pid for i, p in enumerate(processes)}, "moto": emulator_pid}
     try:

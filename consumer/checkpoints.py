@@ -91,8 +91,8 @@ class CheckpointStore:
         self.s3.put_object(Bucket=self.bucket, Key=state_key, Body=state_blob)
         return state_key
 
-    def commit(self, shard_id: str, sequence_number: str | None, state_key: str, previous: Checkpoint,
-               shard_end: bool = False, fence: Fence | None = None) -> Checkpoint:
+    def commit(self, shard_id: str, sequence_number: str | None, state_key: str, shard_end: bool = False,
+               fence: Fence | None = None) -> Checkpoint:
         """Move the checkpoint to ``sequence_number``, with the state uploaded as ``state_key``.
 
         The state the checkpoint pointed at before is not deleted here: see :meth:`discard_state`.

@@ -296,13 +296,8 @@ class Consumer:
         self.store.write_dead_letters(outcome.dead_letters, now)
         for letter in outcome.dead_letters:
             log.warning("dead letter %s/%s: %s", letter.shard_id, letter.sequence_number, letter.message[:300])
-        replaced = cursor.checkpoint.state_key
-        cursor.checkpoint = self.checkpoints.commit(cursor.shard_id, last, state_upload.result(), cursor.checkpoint,
-                                                    fence=self._fence(cursor.shard_id))
+        self._move_checkpoint(cursor, last, state_upload.result())
         cursor.committed_blob = blob
-        if replaced != cursor.checkpoint.state_key:
-            # Housekeeping only: a failed delete leaves an orphan object, never a wrong result.
-            self._background(self._discard_state, replaced)
         self.stats.records += len(raws)
         self.stats.rows += len(outcome.rows)
         self.stats.dead_letters += len(outcome.dead_letters)
@@ -311,16 +306,20 @@ class Consumer:
             self.streaming_run.observe(outcome.rows, len(outcome.dead_letters))
 
     def _finish(self, cursor: ShardCursor) -> None:
-        replaced = cursor.checkpoint.state_key
-        state_key = self.checkpoints.put_state(cursor.shard_id, cursor.checkpoint.sequence_number,
-                                               cursor.committed_blob)
-        cursor.checkpoint = self.checkpoints.commit(
-            cursor.shard_id, cursor.checkpoint.sequence_number, state_key, cursor.checkpoint,
-            shard_end=True, fence=self._fence(cursor.shard_id),
-        )
-        self.checkpoints.discard_state(replaced)
+        sequence_number = cursor.checkpoint.sequence_number
+        state_key = self.checkpoints.put_state(cursor.shard_id, sequence_number, cursor.committed_blob)
+        self._move_checkpoint(cursor, sequence_number, state_key, shard_end=True)
         cursor.finished = True
         log.info("shard %s: read to its end (closed after resharding)", cursor.shard_id)
+
+    def _move_checkpoint(self, cursor: ShardCursor, sequence_number: str | None, state_key: str,
+                         shard_end: bool = False) -> None:
+        """Commit the checkpoint with an uploaded state, then delete the state it replaced."""
+        replaced = cursor.checkpoint.state_key
+        cursor.checkpoint = self.checkpoints.commit(cursor.shard_id, sequence_number, state_key, shard_end=shard_end,
+                                                    fence=self._fence(cursor.shard_id))
+        # Housekeeping only: a failed delete leaves an orphan object, never a wrong result.
+        self._background(self._discard_state, replaced)
 
     def _fail(self, cursor: ShardCursor, exc: Exception) -> None:
         # Roll the in-memory state back to the last commit: the batch will be read again.

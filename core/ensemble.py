@@ -39,6 +39,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 #: The batch model's weight until both models have an error on record.
 PRIOR_BATCH_WEIGHT = 0.6
 #: How fast the error means forget: about the last 20 hours count.
@@ -75,6 +77,17 @@ class Combiner:
         self.online_error = _smoothed(self.online_error, abs(actual - online))
         if batch is not None and batch == batch:
             self.batch_error = _smoothed(self.batch_error, abs(actual - batch))
+
+
+def fixed_mean(batch, online) -> np.ndarray:
+    """The rule served before :class:`Combiner`, over columns of predictions: the
+    ``PRIOR_BATCH_WEIGHT`` mean, the online prediction where there is no batch one.
+
+    >>> fixed_mean([100.0, float("nan")], [200.0, 200.0]).tolist()
+    [140.0, 200.0]
+    """
+    batch, online = np.asarray(batch, dtype=float), np.asarray(online, dtype=float)
+    return np.where(np.isnan(batch), online, PRIOR_BATCH_WEIGHT * batch + (1.0 - PRIOR_BATCH_WEIGHT) * online)
 
 
 def _smoothed(mean: float | None, value: float) -> float:

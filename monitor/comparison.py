@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from core.batch_model import Scores, score
-from core.ensemble import PRIOR_BATCH_WEIGHT
+from core.ensemble import fixed_mean
 
 MODELS = {"batch": "batch_prediction", "online": "online_prediction", "combined": "combined_prediction"}
 
@@ -18,11 +18,9 @@ def with_combined(rows: pd.DataFrame) -> pd.DataFrame:
     """``combined_prediction``: what was served; for rows written before the consumer recorded
     it, the fixed weighted mean that was its rule then."""
     rows = rows.copy()
-    batch = rows["batch_prediction"].astype("float64")
-    online = rows["online_prediction"].astype("float64")
-    fixed = np.where(batch.isna(), online, PRIOR_BATCH_WEIGHT * batch + (1 - PRIOR_BATCH_WEIGHT) * online)
-    served = rows["served_prediction"].astype("float64") if "served_prediction" in rows else pd.Series(np.nan, rows.index)
-    rows["combined_prediction"] = served.fillna(pd.Series(fixed, rows.index))
+    fixed = fixed_mean(rows["batch_prediction"], rows["online_prediction"])
+    served = rows["served_prediction"].to_numpy(dtype=float) if "served_prediction" in rows else fixed
+    rows["combined_prediction"] = np.where(np.isnan(served), fixed, served)
     return rows
 
 

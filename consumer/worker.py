@@ -2,7 +2,9 @@
 
 Per batch: process (pure, :mod:`core.processing`), mark the batch pending in the
 checkpoint, write results and dead letters to S3 under keys derived from the batch, then
-store the new state and move the checkpoint. A crash anywhere in between is repaired on
+store the new state and move the checkpoint. The batches of several shards are read side
+by side and processed together (one call to the batch model), each still checkpointed on
+its own. A crash anywhere in between is repaired on
 restart by re-processing exactly the pending range from the committed state. A shard is
 read from TRIM_HORIZON when it has no checkpoint, and a child shard only after its parents
 have been read to their end.
@@ -26,7 +28,7 @@ from consumer.leases import LeaseCoordinator, LeaseLost
 from core.state_codec import dump_states, load_states
 from consumer.streaming_run import StreamingRun
 from core.config import Settings
-from core.processing import RawRecord, StationState, process_batch
+from core.processing import BatchOutcome, RawRecord, StationState, process_batches
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,26 @@ class ShardCursor:
     finished: bool = False
     #: The next GetRecords, already on its way while this batch is processed: (iterator, response).
     prefetched: tuple[str, Future] | None = None
+
+
+@dataclass
+class ShardBatch:
+    """What one shard's read returned in a round, on its way to results and a checkpoint."""
+
+    cursor: ShardCursor
+    records: list[dict]
+    following: str | None
+    #: A re-read of the range a crashed predecessor left pending: read on from the checkpoint after it.
+    repair: bool = False
+    pending: Future | None = None
+
+    @property
+    def last(self) -> str:
+        return self.records[-1]["SequenceNumber"]
+
+    def raws(self) -> list[RawRecord]:
+        shard_id = self.cursor.shard_id
+        return [RawRecord(r["Data"], shard_id, r["SequenceNumber"], r.get("PartitionKey", "")) for r in self.records]
 
 
 @dataclass
@@ -176,67 +198,112 @@ class Consumer:
             self.balance()
         if self.champion is not None:
             self.champion.refresh()
-        handled = 0
-        for cursor in list(self.cursors.values()):
-            if self.leases is not None and self.leases.due():
-                self.balance()  # renew between shards: a round over many shards can outlast a lease
-            # The same cursor, not just the same shard: a lease lost and taken again within this
-            # round reopens the shard from its checkpoint, and the old cursor must not go on.
-            if self.cursors.get(cursor.shard_id) is cursor and self._ready(cursor):
-                handled += self._poll_shard(cursor)
-        return handled
+        return self._poll_round([cursor for cursor in list(self.cursors.values()) if self._ready(cursor)])
 
     def _poll_shard(self, cursor: ShardCursor) -> int:
+        return self._poll_round([cursor])
+
+    def _poll_round(self, cursors: list[ShardCursor]) -> int:
+        """One batch from each shard, processed in groups of about ``batch_size`` records.
+
+        Every read is sent before any is waited for. Grouping shards pays the batch model's
+        fixed cost per call once per group rather than once per shard, and bounds the work
+        between lease renewals.
+        """
+        for cursor in cursors:
+            self._send_read(cursor)
+        handled, group, size = 0, [], 0
+        for cursor in cursors:
+            if self.leases is not None and self.leases.due():
+                # Renew between shards (a round over many shards can outlast a lease), after
+                # finishing the group at hand while its shards are surely still held.
+                if group:
+                    handled += self._handle(group)
+                    group, size = [], 0
+                self.balance()
+            # The same cursor, not just the same shard: a lease lost and taken again within this
+            # round reopens the shard from its checkpoint, and the old cursor must not go on.
+            if self.cursors.get(cursor.shard_id) is not cursor:
+                continue
+            batch = self._collect(cursor)
+            if batch is None:
+                continue
+            if not batch.records:
+                self._advance(batch)
+                continue
+            group.append(batch)
+            size += len(batch.records)
+            if size >= self.settings.batch_size:
+                handled += self._handle(group)
+                group, size = [], 0
+        if group:
+            handled += self._handle(group)
+        return handled
+
+    def _send_read(self, cursor: ShardCursor) -> None:
+        """Put this shard's next GetRecords on its way, unless one already is."""
+        if (cursor.prefetched is None and cursor.iterator is not None and cursor.states is not None
+                and cursor.checkpoint.pending_until is None):
+            cursor.prefetched = (cursor.iterator, self._background(self._read, cursor.iterator))
+
+    def _collect(self, cursor: ShardCursor) -> ShardBatch | None:
+        """This shard's batch for this round; None if reading failed (already handled)."""
         try:
             if cursor.states is None:
                 cursor.committed_blob = self._initial_state(cursor)
                 cursor.states = load_states(cursor.committed_blob)
             if cursor.checkpoint.pending_until is not None:
-                records = self._read_pending(cursor)
-                if records:
-                    self._handle(cursor, records)
-                cursor.iterator = None  # continue after the repaired range, from the checkpoint
-                return len(records)
+                # Continue after the repaired range, from the checkpoint (no following iterator).
+                return ShardBatch(cursor, self._read_pending(cursor), following=None, repair=True)
             if cursor.iterator is None:
                 cursor.iterator = self._new_iterator(cursor)
             response = self._get_records(cursor)
             records = response["Records"]
             following = response.get("NextShardIterator")
-            if records:
-                if following and (len(records) >= self.settings.batch_size or response.get("MillisBehindLatest", 0) > 0):
-                    # Only while behind the tip. At the tip a read sent now would return at once
-                    # with what arrived meanwhile (next to nothing), and the records arriving
-                    # while this batch is processed would wait for that small batch to be
-                    # processed too: one read after processing gets them all, sooner.
-                    cursor.prefetched = (following, self._background(self._read, following))
-                self._handle(cursor, records)
-            cursor.iterator = following
-            if cursor.iterator is None:
+            if records and following and (len(records) >= self.settings.batch_size
+                                          or response.get("MillisBehindLatest", 0) > 0):
+                # Only while behind the tip. At the tip a read sent now would return at once
+                # with what arrived meanwhile (next to nothing), and the records arriving
+                # while this batch is processed would wait for that small batch to be
+                # processed too: one read after processing gets them all, sooner.
+                cursor.prefetched = (following, self._background(self._read, following))
+            return ShardBatch(cursor, records, following)
+        except Exception as exc:
+            self._on_error(cursor, exc)
+            return None
+
+    def _advance(self, batch: ShardBatch) -> None:
+        """Move past a handled batch: to the next iterator, or finish a closed shard."""
+        cursor = batch.cursor
+        if batch.repair:
+            cursor.iterator = None
+            return
+        cursor.iterator = batch.following
+        if cursor.iterator is None:
+            try:
                 self._finish(cursor)
-            return len(records)
-        except LeaseLost as exc:
+            except Exception as exc:
+                self._on_error(cursor, exc)
+
+    def _on_error(self, cursor: ShardCursor, exc: Exception) -> None:
+        if isinstance(exc, LeaseLost):
             log.warning("shard %s: %s; leaving it to its new holder", cursor.shard_id, exc)
-            self.cursors.pop(cursor.shard_id, None)
-            if self.leases is not None:
-                self.leases.held.pop(cursor.shard_id, None)
-            return 0
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ExpiredIteratorException":
-                log.info("shard %s: iterator expired, renewing from the checkpoint", cursor.shard_id)
-                cursor.iterator = None
-            else:
-                self._fail(cursor, exc)
-            return 0
-        except Exception as exc:  # S3/DynamoDB down, a model failing: retry the batch later
+            if self.cursors.get(cursor.shard_id) is cursor:  # not a cursor reopened since
+                del self.cursors[cursor.shard_id]
+                if self.leases is not None:
+                    self.leases.held.pop(cursor.shard_id, None)
+        elif isinstance(exc, ClientError) and exc.response["Error"]["Code"] == "ExpiredIteratorException":
+            log.info("shard %s: iterator expired, renewing from the checkpoint", cursor.shard_id)
+            cursor.iterator = None
+        else:  # S3/DynamoDB down, a model failing: retry the batch later
             self._fail(cursor, exc)
-            return 0
 
     def _read(self, iterator: str) -> dict:
         return self.kinesis.get_records(ShardIterator=iterator, Limit=self.settings.batch_size)
 
     def _background(self, call, *args) -> Future:
         if self._io is None:
-            self._io = ThreadPoolExecutor(max_workers=4, thread_name_prefix="io")
+            self._io = ThreadPoolExecutor(max_workers=8, thread_name_prefix="io")
         return self._io.submit(call, *args)
 
     def _discard_state(self, state_key: str | None) -> None:
@@ -276,34 +343,68 @@ class Consumer:
             iterator = response.get("NextShardIterator")
         return records
 
-    def _handle(self, cursor: ShardCursor, records: list[dict]) -> None:
-        raws = [RawRecord(r["Data"], cursor.shard_id, r["SequenceNumber"], r.get("PartitionKey", "")) for r in records]
-        last = raws[-1].sequence_number
-        # Ordering is what makes a batch exactly-once: the pending mark is stored before any
-        # result is written, and the checkpoint moves only after every result and the state are.
-        # Within those steps the calls travel together: the pending mark while the batch is
-        # computed (which is pure and needs it only before writing), the state beside the results.
-        pending = self._background(self.checkpoints.begin, cursor.shard_id, last, self._fence(cursor.shard_id))
+    def _handle(self, group: list[ShardBatch]) -> int:
+        """Process a group of shards' batches together, then write and checkpoint each shard's.
+
+        Ordering is what makes a batch exactly-once: its pending mark is stored before any
+        of its results is written, and its checkpoint moves only after every result and the
+        state are. Within those steps the calls travel together: the pending marks while the
+        group is computed (which is pure and needs them only before writing), each shard's
+        state beside its results, and all shards' writes side by side. A shard whose step
+        fails is rolled back and retried alone; the others go on.
+        """
+        live: list[ShardBatch] = []
+        for batch in group:
+            try:
+                batch.pending = self._background(self.checkpoints.begin, batch.cursor.shard_id, batch.last,
+                                                 self._fence(batch.cursor.shard_id))
+                live.append(batch)
+            except Exception as exc:
+                self._on_error(batch.cursor, exc)
         now = datetime.now(UTC).isoformat()
         predictor = self.champion if self.champion is not None and self.champion.ready else None
-        outcome = process_batch(raws, cursor.states, predictor, now)
-        blob = dump_states(cursor.states)
-        pending.result()
-        cursor.checkpoint = replace(cursor.checkpoint, pending_until=last)
-        self._fence(cursor.shard_id)  # still ours (not paused past the lease) before results are written
-        state_upload = self._background(self.checkpoints.put_state, cursor.shard_id, last, blob)
-        self.store.write_rows(outcome.rows)
-        self.store.write_dead_letters(outcome.dead_letters, now)
-        for letter in outcome.dead_letters:
-            log.warning("dead letter %s/%s: %s", letter.shard_id, letter.sequence_number, letter.message[:300])
-        self._move_checkpoint(cursor, last, state_upload.result())
-        cursor.committed_blob = blob
-        self.stats.records += len(raws)
-        self.stats.rows += len(outcome.rows)
-        self.stats.dead_letters += len(outcome.dead_letters)
-        self.stats.batches += 1
-        if self.streaming_run is not None:
-            self.streaming_run.observe(outcome.rows, len(outcome.dead_letters))
+        try:
+            outcomes = process_batches([(b.raws(), b.cursor.states) for b in live], predictor, now)
+        except Exception as exc:
+            for batch in live:
+                self._on_error(batch.cursor, exc)
+            return 0
+        written: list[tuple[ShardBatch, BatchOutcome, bytes, list[Future]]] = []
+        for batch, outcome in zip(live, outcomes, strict=True):
+            cursor = batch.cursor
+            try:
+                blob = dump_states(cursor.states)
+                batch.pending.result()
+                cursor.checkpoint = replace(cursor.checkpoint, pending_until=batch.last)
+                self._fence(cursor.shard_id)  # still ours (not paused past the lease) before results are written
+                written.append((batch, outcome, blob, [
+                    self._background(self.checkpoints.put_state, cursor.shard_id, batch.last, blob),
+                    self._background(self.store.write_rows, outcome.rows),
+                    self._background(self.store.write_dead_letters, outcome.dead_letters, now),
+                ]))
+            except Exception as exc:
+                self._on_error(cursor, exc)
+        handled = 0
+        for batch, outcome, blob, writes in written:
+            cursor = batch.cursor
+            try:
+                state_key = [w.result() for w in writes][0]
+                for letter in outcome.dead_letters:
+                    log.warning("dead letter %s/%s: %s", letter.shard_id, letter.sequence_number, letter.message[:300])
+                self._move_checkpoint(cursor, batch.last, state_key)
+            except Exception as exc:
+                self._on_error(cursor, exc)
+                continue
+            cursor.committed_blob = blob
+            handled += len(batch.records)
+            self.stats.records += len(batch.records)
+            self.stats.rows += len(outcome.rows)
+            self.stats.dead_letters += len(outcome.dead_letters)
+            self.stats.batches += 1
+            if self.streaming_run is not None:
+                self.streaming_run.observe(outcome.rows, len(outcome.dead_letters))
+            self._advance(batch)
+        return handled
 
     def _finish(self, cursor: ShardCursor) -> None:
         sequence_number = cursor.checkpoint.sequence_number

@@ -5,7 +5,8 @@ For a batch read from one shard, in sequence order:
 1. decode and validate each record; a bad one becomes a :class:`DeadLetter` with its
    reason and raw payload, and the batch goes on;
 2. compute its features from its station's history, then add it to that history;
-3. predict the whole batch with the batch model in one call;
+3. predict the whole batch with the batch model in one call (several shards' batches
+   together with :func:`process_batches`);
 4. record by record, the station's online model predicts, then learns the true volume,
    and the served prediction weights both models by their recent errors
    (:class:`core.ensemble.Combiner`), which then learn this hour's.
@@ -101,7 +102,49 @@ def process_batch(
     processed_at: str,
 ) -> BatchOutcome:
     """Turn a batch into result rows and dead letters, advancing ``states`` in place."""
-    accepted: list[tuple[RawRecord, TrafficRecord, dict[str, float]]] = []
+    return process_batches([(records, states)], predictor, processed_at)[0]
+
+
+def process_batches(
+    batches: Sequence[tuple[Sequence[RawRecord], dict[str, StationState]]],
+    predictor: BatchPredictor | None,
+    processed_at: str,
+) -> list[BatchOutcome]:
+    """Process several batches, each with its own states, predicting all of them in one call.
+
+    A consumer reading many shards hands them over together: a call to the batch model has
+    a fixed cost (one Python call per tree) that small per-shard batches would pay each.
+    Every outcome is exactly what :func:`process_batch` gives for that batch alone.
+
+    >>> from core import synthetic, dataset
+    >>> from core.schema import encode
+    >>> records = dataset.to_records(synthetic.generate(hours=6, seed=1), "301")
+    >>> raws = [RawRecord(encode(r), "s", str(i)) for i, r in enumerate(records)]
+    >>> together = process_batches([(raws[:2], {}), (raws[2:], {})], None, "t")
+    >>> [len(o.rows) for o in together], together[1].rows[0]["online_updates"]
+    ([2, 4], 1)
+    """
+    prepared = [_prepare(records, states) for records, states in batches]
+    features = [f for accepted, _ in prepared for _, _, f in accepted]
+    if features and predictor is not None:
+        predictions: list[float | None] = [float(p) for p in predictor.predict(to_frame(features))]
+        version = predictor.version
+    else:
+        predictions, version = [None] * len(features), None
+    outcomes, start = [], 0
+    for (accepted, dead), (_, states) in zip(prepared, batches, strict=True):
+        rows = _learn(accepted, states, predictions[start : start + len(accepted)], version, processed_at)
+        start += len(accepted)
+        outcomes.append(BatchOutcome(rows=rows, dead_letters=dead))
+    return outcomes
+
+
+_Accepted = list[tuple[RawRecord, TrafficRecord, dict[str, float]]]
+
+
+def _prepare(records: Sequence[RawRecord], states: dict[str, StationState]) -> tuple[_Accepted, list[DeadLetter]]:
+    """Decode, validate and featurize in sequence order; the histories advance as records are accepted."""
+    accepted: _Accepted = []
     dead: list[DeadLetter] = []
     for raw in records:
         try:
@@ -116,14 +159,17 @@ def process_batch(
         features = state.history.features(record)
         state.history.observe(record)
         accepted.append((raw, record, features))
+    return accepted, dead
 
-    if accepted and predictor is not None:
-        batch_predictions: list[float | None] = [float(p) for p in predictor.predict(to_frame([a[2] for a in accepted]))]
-        version = predictor.version
-    else:
-        batch_predictions = [None] * len(accepted)
-        version = None
 
+def _learn(
+    accepted: _Accepted,
+    states: dict[str, StationState],
+    batch_predictions: Sequence[float | None],
+    version: str | None,
+    processed_at: str,
+) -> list[dict[str, object]]:
+    """Record by record: the online model predicts then learns, the served prediction is weighed."""
     rows = []
     for (raw, record, features), batch_prediction in zip(accepted, batch_predictions, strict=True):
         state = states[record.station_id]
@@ -144,4 +190,4 @@ def process_batch(
                 processed_at=processed_at,
             )
         )
-    return BatchOutcome(rows=rows, dead_letters=dead)
+    return rows

@@ -3,7 +3,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from core.processing import RawRecord, StationState, process_batch
+from core.processing import RawRecord, StationState, process_batch, process_batches
 from core.schema import TrafficRecord, encode
 from core.state_codec import dump_states, load_states
 
@@ -13,11 +13,11 @@ def raw(record: TrafficRecord | bytes, seq: int) -> RawRecord:
     return RawRecord(data, "shard-0", f"{seq:020d}", "301")
 
 
-def hours(n: int, start=datetime(2017, 5, 1)) -> list[TrafficRecord]:
+def hours(n: int, start=datetime(2017, 5, 1), station="301", step=10) -> list[TrafficRecord]:
     return [
         TrafficRecord.build(
-            station_id="301", local_time=start + timedelta(hours=i), temp=290.0, rain_1h=0.0, snow_1h=0.0,
-            clouds_all=0, weather=[("Clear", "sky is clear")], holiday=None, traffic_volume=1000 + 10 * i,
+            station_id=station, local_time=start + timedelta(hours=i), temp=290.0, rain_1h=0.0, snow_1h=0.0,
+            clouds_all=0, weather=[("Clear", "sky is clear")], holiday=None, traffic_volume=1000 + step * i,
         )
         for i in range(n)
     ]
@@ -117,3 +117,36 @@ def test_a_state_saved_before_the_combiner_existed_resumes_with_a_fresh_one():
     restored = load_states(dump_states(states))
     out = process_batch([raw(r, i) for i, r in enumerate(hours(3))], restored, CountingPredictor(), "now")
     assert [r["online_updates"] for r in out.rows] == [1, 2, 3] and out.rows[0]["served_prediction"] is not None
+
+
+class EchoPredictor:
+    """Predicts each row's own last-hour lag, so a row matched to the wrong prediction shows."""
+
+    version = "echo"
+
+    def __init__(self):
+        self.rows = []
+
+    def predict(self, frame):
+        self.rows.append(len(frame))
+        return frame["lag_1h"].fillna(-1.0).to_numpy() + 0.5
+
+
+def test_batches_of_several_shards_predicted_together_equal_each_processed_alone():
+    stations = {"301": hours(60), "302": hours(60, start=datetime(2017, 6, 1), station="302", step=-7)}
+    shards = {
+        "a": [raw(r, i) for i, r in enumerate(stations["301"][:30])] + [raw(b"not json", 30)]
+             + [raw(r, 31 + i) for i, r in enumerate(stations["301"][30:59])],
+        "b": [RawRecord(encode(r), "shard-1", f"{i:020d}", "302") for i, r in enumerate(stations["302"])],
+    }
+    alone_states = {name: {} for name in shards}
+    together_states = {name: {} for name in shards}
+    for start in range(0, 60, 20):
+        alone = [process_batch(shards[n][start : start + 20], alone_states[n], EchoPredictor(), "t") for n in shards]
+        predictor = EchoPredictor()
+        together = process_batches([(shards[n][start : start + 20], together_states[n]) for n in shards], predictor, "t")
+        assert together == alone
+        assert predictor.rows == [sum(len(o.rows) for o in together)]  # one call for both shards
+    assert dump_states(together_states["a"]) == dump_states(alone_states["a"])
+    assert [len(o.dead_letters) for o in together] == [0, 0]  # the bad record was in the middle batch
+    assert {r["batch_prediction"] for r in together[1].rows} != {r["batch_prediction"] for r in together[0].rows}

@@ -137,7 +137,10 @@ class Champion:
         return self.model is not None
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.model.predict(frame)
+        # A champion fitted before features were added keeps serving through an upgrade: it
+        # gets the columns it was fitted on, by name, whatever else the frame holds.
+        names = getattr(self.model, "feature_names_in_", None)
+        return self.model.predict(frame if names is None else frame[list(names)])
 
 
 def latest_streaming_run(settings: Settings) -> str | None:

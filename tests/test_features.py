@@ -31,6 +31,25 @@ def test_lags_are_by_timestamp_and_missing_when_the_hour_is_absent():
     assert math.isnan(f["lag_24h"]) and math.isnan(f["lag_1h"])
 
 
+def test_seasonal_features_average_the_weeks_present_and_move_by_the_last_hour():
+    h = features.StationHistory()
+    t0 = datetime(2017, 3, 1, 0)
+    volume = {i: 1000 + 3 * i for i in range(700)}
+    del volume[700 - 336]  # two weeks ago at this hour is absent
+    for i, v in volume.items():
+        h.observe(rec(t0 + timedelta(hours=i), v))
+    f = h.features(rec(t0 + timedelta(hours=700), 5))
+    this_hour = [volume[700 - 168 * k] for k in (1, 3, 4)]
+    hour_before = [volume[699 - 168 * k] for k in (1, 2, 3, 4)]
+    assert math.isclose(f["wk4_mean"], sum(this_hour) / 3)
+    assert math.isclose(f["wk4_adj"], sum(this_hour) / 3 + volume[699] - sum(hour_before) / 4)
+    assert f["snaive24_adj"] == volume[676] + volume[699] - volume[675]
+    # Without the last hour neither adjusted forecast exists; the four-week mean still does.
+    f = h.features(rec(t0 + timedelta(hours=701), 5))
+    assert math.isnan(f["wk4_adj"]) and math.isnan(f["snaive24_adj"]) and not math.isnan(f["wk4_mean"])
+    assert set(features.FEATURE_COLUMNS) < set(f) and "wk4_mean" not in features.FEATURE_COLUMNS
+
+
 def test_history_is_bounded():
     h = features.StationHistory()
     t0 = datetime(2017, 3, 1, 0)

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.features import FEATURE_COLUMNS, StationHistory
+from core.features import FEATURE_COLUMNS, ONLINE_ONLY_FEATURES, StationHistory
 from core.processing import RawRecord, process_batch
 from core.schema import REASONS, DecodeError, TrafficRecord, decode, encode
 
@@ -89,4 +89,4 @@ def test_featurizer_and_processing_never_fail_and_account_for_every_record(hours
     history = StationHistory()
     for raw in raws[:5]:
         features = history.features(decode(raw.data))
-        assert set(features) == set(FEATURE_COLUMNS)
+        assert set(features) == set(FEATURE_COLUMNS + ONLINE_ONLY_FEATURES)

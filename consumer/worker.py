@@ -210,6 +210,14 @@ class Consumer:
         fixed cost per call once per group rather than once per shard, and bounds the work
         between lease renewals.
         """
+        # Shards read for the first time (or again after an error) need an iterator first.
+        opening = [(c, self._background(self._new_iterator, c)) for c in cursors
+                   if c.iterator is None and c.checkpoint.pending_until is None]
+        for cursor, iterator in opening:
+            try:
+                cursor.iterator = iterator.result()
+            except Exception as exc:
+                self._on_error(cursor, exc)
         for cursor in cursors:
             self._send_read(cursor)
         handled, group, size = 0, [], 0
@@ -242,8 +250,7 @@ class Consumer:
 
     def _send_read(self, cursor: ShardCursor) -> None:
         """Put this shard's next GetRecords on its way, unless one already is."""
-        if (cursor.prefetched is None and cursor.iterator is not None and cursor.states is not None
-                and cursor.checkpoint.pending_until is None):
+        if cursor.prefetched is None and cursor.iterator is not None and cursor.checkpoint.pending_until is None:
             cursor.prefetched = (cursor.iterator, self._background(self._read, cursor.iterator))
 
     def _collect(self, cursor: ShardCursor) -> ShardBatch | None:
@@ -301,10 +308,10 @@ class Consumer:
     def _read(self, iterator: str) -> dict:
         return self.kinesis.get_records(ShardIterator=iterator, Limit=self.settings.batch_size)
 
-    def _background(self, call, *args) -> Future:
+    def _background(self, call, *args, **kwargs) -> Future:
         if self._io is None:
             self._io = ThreadPoolExecutor(max_workers=8, thread_name_prefix="io")
-        return self._io.submit(call, *args)
+        return self._io.submit(call, *args, **kwargs)
 
     def _discard_state(self, state_key: str | None) -> None:
         try:
@@ -384,17 +391,23 @@ class Consumer:
                 ]))
             except Exception as exc:
                 self._on_error(cursor, exc)
-        handled = 0
+        commits = []
         for batch, outcome, blob, writes in written:
-            cursor = batch.cursor
             try:
                 state_key = [w.result() for w in writes][0]
-                for letter in outcome.dead_letters:
-                    log.warning("dead letter %s/%s: %s", letter.shard_id, letter.sequence_number, letter.message[:300])
-                self._move_checkpoint(cursor, batch.last, state_key)
+                commits.append((batch, outcome, blob, self._commit(batch.cursor, batch.last, state_key)))
+            except Exception as exc:
+                self._on_error(batch.cursor, exc)
+        handled = 0
+        for batch, outcome, blob, commit in commits:
+            cursor = batch.cursor
+            try:
+                self._committed(cursor, commit)
             except Exception as exc:
                 self._on_error(cursor, exc)
                 continue
+            for letter in outcome.dead_letters:
+                log.warning("dead letter %s/%s: %s", letter.shard_id, letter.sequence_number, letter.message[:300])
             cursor.committed_blob = blob
             handled += len(batch.records)
             self.stats.records += len(batch.records)
@@ -409,16 +422,20 @@ class Consumer:
     def _finish(self, cursor: ShardCursor) -> None:
         sequence_number = cursor.checkpoint.sequence_number
         state_key = self.checkpoints.put_state(cursor.shard_id, sequence_number, cursor.committed_blob)
-        self._move_checkpoint(cursor, sequence_number, state_key, shard_end=True)
+        self._committed(cursor, self._commit(cursor, sequence_number, state_key, shard_end=True))
         cursor.finished = True
         log.info("shard %s: read to its end (closed after resharding)", cursor.shard_id)
 
-    def _move_checkpoint(self, cursor: ShardCursor, sequence_number: str | None, state_key: str,
-                         shard_end: bool = False) -> None:
-        """Commit the checkpoint with an uploaded state, then delete the state it replaced."""
+    def _commit(self, cursor: ShardCursor, sequence_number: str | None, state_key: str,
+                shard_end: bool = False) -> Future:
+        """Send the checkpoint's move to an uploaded state (the shards of a group side by side)."""
+        return self._background(self.checkpoints.commit, cursor.shard_id, sequence_number, state_key,
+                                shard_end=shard_end, fence=self._fence(cursor.shard_id))
+
+    def _committed(self, cursor: ShardCursor, commit: Future) -> None:
+        """Take the committed checkpoint, then delete the state it replaced."""
         replaced = cursor.checkpoint.state_key
-        cursor.checkpoint = self.checkpoints.commit(cursor.shard_id, sequence_number, state_key, shard_end=shard_end,
-                                                    fence=self._fence(cursor.shard_id))
+        cursor.checkpoint = commit.result()
         # Housekeeping only: a failed delete leaves an orphan object, never a wrong result.
         self._background(self._discard_state, replaced)
 

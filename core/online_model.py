@@ -12,8 +12,8 @@ week, per weekday type, for holidays) made it worse, a residual target much wors
 Adam or RMSProp ran at a tenth of the speed.
 
 >>> model = OnlineModel()
->>> x = {"hour_of_week": 8.0, "hour": 8.0, "is_holiday": 0.0,
-...      "lag_1h": 900.0, "lag_24h": 5000.0, "wk4_mean": 5100.0, "mean_24h": 2500.0}
+>>> x = {"hour_of_week": 8.0, "hour": 8.0, "is_holiday": 0.0, "is_day_off": 0.0,
+...      "lag_1h_est": 900.0, "lag_24h": 5000.0, "wk4_mean": 5100.0, "mean_24h": 2500.0}
 >>> model.predict(x)
 0.0
 >>> for _ in range(50):
@@ -35,19 +35,22 @@ LEARNING_RATE = 0.04
 def sparse_terms(features: Mapping[str, float]) -> dict[str, float]:
     """Expand shared features into the linear model's sparse terms (missing lag -> indicator).
 
-    A missing ``lag_1h`` is filled from ``lag_2h`` (flagged per hour): rows without the last
-    hour had a 2016 MAE near 370. If it is still missing, the other lags get slopes of their
-    own for that "no recent hour" regime.
+    The last hour is ``lag_1h_est``: the source's skipped hours estimated from the hours
+    before (:mod:`core.features`). Where even that is missing, ``lag_2h`` stands in (flagged
+    per hour): rows without the last hour had a 2016 MAE near 370. If it is still missing,
+    the other lags get slopes of their own for that "no recent hour" regime.
 
-    >>> sorted(sparse_terms({"hour_of_week": 8.0, "hour": 8.0, "is_holiday": 0.0, "lag_1h": float("nan"),
+    >>> sorted(sparse_terms({"hour_of_week": 8.0, "hour": 8.0, "is_holiday": 0.0, "is_day_off": 0.0, "lag_1h_est": float("nan"),
     ...     "lag_2h": 800.0, "wk4_mean": 5000.0, "mean_24h": 2500.0}))
     ['how_8', 'lag_1h', 'lag_1h_h8', 'lag_1h_imp_h8', 'mean_24h', 'mean_24h_h8', 'wk4_mean', 'wk4_mean_h8']
     """
     hour = int(features["hour"])
-    terms = {f"how_{int(features['hour_of_week'])}": 1.0}
+    # A day-off holiday shares Sunday's hourly intercepts (see DAY_OFF_HOLIDAYS).
+    hour_of_week = 144 + hour if features["is_day_off"] else int(features["hour_of_week"])
+    terms = {f"how_{hour_of_week}": 1.0}
     if features["is_holiday"]:
         terms[f"holiday_h{hour}"] = 1.0
-    lag_1h = features["lag_1h"]
+    lag_1h = features["lag_1h_est"]
     imputed = False
     if lag_1h != lag_1h and features["lag_2h"] == features["lag_2h"]:  # NaN != NaN
         lag_1h, imputed = features["lag_2h"], True

@@ -175,7 +175,7 @@ def _learn(
         state = states[record.station_id]
         actual = float(record.traffic_volume)
         online_prediction = state.online.predict_then_learn(features, actual)
-        served_prediction = state.combiner.predict(batch_prediction, online_prediction, features["is_holiday"] > 0)
+        served_prediction = state.combiner.predict(batch_prediction, online_prediction)
         state.combiner.learn(actual, batch_prediction, online_prediction)
         rows.append(
             result_row(

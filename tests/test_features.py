@@ -66,6 +66,46 @@ def test_holiday_marked_at_midnight_spreads_over_its_date_only():
     assert h.features(rec(day + timedelta(hours=24), 1))["is_holiday"] == 0.0
 
 
+def test_day_off_holidays_are_told_from_working_ones_and_old_checkpoints_still_load():
+    h = features.StationHistory()
+    christmas, columbus = datetime(2017, 12, 25), datetime(2017, 10, 9)
+    h.observe(rec(columbus, 500, holiday="Columbus Day"))
+    f = h.features(rec(columbus + timedelta(hours=8), 1))
+    assert (f["is_holiday"], f["is_day_off"]) == (1.0, 0.0)
+    h.observe(rec(christmas, 500, holiday="Christmas Day"))
+    f = h.features(rec(christmas + timedelta(hours=8), 1))
+    assert (f["is_holiday"], f["is_day_off"]) == (1.0, 1.0)
+    assert h.features(rec(christmas + timedelta(hours=24), 1))["is_day_off"] == 0.0
+    # A checkpoint from before holidays kept their names: the dates still mark holidays.
+    old = features.StationHistory()
+    old.__setstate__((h.volumes, h.hours, set(h.holiday_dates), h.last_hour))
+    f = old.features(rec(christmas + timedelta(hours=9), 1))
+    assert (f["is_holiday"], f["is_day_off"]) == (1.0, 0.0)
+
+
+def test_four_week_means_skip_holidays_and_a_skipped_hour_is_estimated():
+    t0 = datetime(2017, 6, 5, 0)
+    volume = {i: 1000 + 7 * (i % 24) + i for i in range(672)}  # four weeks, every hour distinct
+    h = features.StationHistory()
+    for i, v in volume.items():
+        h.observe(rec(t0 + timedelta(hours=i), v, holiday="State Fair" if i == 504 else None))
+    # Hour 680's weeks are hours 512, 344, 176 and 8; 512 lies on the holiday (hours 504..527).
+    f = h.features(rec(t0 + timedelta(hours=680), 5))
+    assert f["wk4_mean"] == sum(volume[680 - 168 * k] for k in (2, 3, 4)) / 3
+    # Without the holiday all four weeks count; with hour 679 missing, its estimate is hour
+    # 678 moved by the four-week means' step from 678 to 679.
+    h = features.StationHistory()
+    for i, v in volume.items():
+        h.observe(rec(t0 + timedelta(hours=i), v))
+    h.observe(rec(t0 + timedelta(hours=678), 1500))
+    f = h.features(rec(t0 + timedelta(hours=680), 5))
+    step = sum(volume[679 - 168 * k] - volume[678 - 168 * k] for k in (1, 2, 3, 4)) / 4
+    assert math.isnan(f["lag_1h"]) and f["lag_1h_est"] == 1500 + step
+    assert f["wk4_mean"] == sum(volume[680 - 168 * k] for k in (1, 2, 3, 4)) / 4
+    assert math.isnan(h.features(rec(t0 + timedelta(hours=682), 5))["lag_1h_est"])  # none within 3 hours
+    assert h.features(rec(t0 + timedelta(hours=679), 5))["lag_1h_est"] == 1500  # present: itself
+
+
 def test_weather_faults_are_cleaned():
     f = features.StationHistory().features(rec(datetime(2017, 1, 1), 1, temp=0.0, rain=9831.3))
     assert math.isnan(f["temp_c"]) and math.isnan(f["rain_1h"])

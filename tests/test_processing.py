@@ -102,15 +102,6 @@ def test_the_served_prediction_leans_on_the_model_that_erred_less_lately():
     assert batch_error <= served_error < fixed_error
 
 
-def test_on_a_holiday_the_batch_model_serves_alone():
-    records = hours(30, start=datetime(2017, 12, 24, 0))
-    records[24] = records[24].model_copy(update={"holiday": "Christmas Day"})  # midnight marks the date
-    out = process_batch([raw(r, i) for i, r in enumerate(records)], {}, CountingPredictor(), "now")
-    christmas = [r for r in out.rows if r["event_date"] == "2017-12-25"]
-    assert len(christmas) == 6 and {r["served_prediction"] for r in christmas} == {1234.0}
-    assert all(r["served_prediction"] != 1234.0 for r in out.rows[1:24])  # the day before: a blend
-
-
 def test_a_state_saved_before_the_combiner_existed_resumes_with_a_fresh_one():
     states = {"301": StationState()}
     del states["301"].__dict__["combiner"]  # the shape of a checkpoint from before the served column

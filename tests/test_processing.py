@@ -141,3 +141,20 @@ def test_batches_of_several_shards_predicted_together_equal_each_processed_alone
     assert dump_states(together_states["a"]) == dump_states(alone_states["a"])
     assert [len(o.dead_letters) for o in together] == [0, 0]  # the bad record was in the middle batch
     assert {r["batch_prediction"] for r in together[1].rows} != {r["batch_prediction"] for r in together[0].rows}
+
+
+def test_an_online_model_saved_with_one_regressor_resumes_with_both():
+    states = {}
+    process_batch([raw(r, i) for i, r in enumerate(hours(48))], states, None, "now")
+    model = states["301"].online
+    absolute = model.regressors[0]
+    model.__dict__.pop("regressors")
+    model.__dict__["regressor"] = absolute  # the shape of a checkpoint from before both losses
+    restored = load_states(dump_states(states))["301"].online
+    assert [type(r.regressor.loss).__name__ for r in restored.regressors] == ["Absolute", "Squared"]
+    assert restored.regressors[0].regressor.weights == restored.regressors[1].regressor.weights
+    terms = {"how_3": 1.0}
+    assert restored._predict(terms) == float(absolute.predict_one(terms))  # continues where it stopped
+    restored.learn({"hour_of_week": 3.0, "hour": 3.0, "is_holiday": 0.0, "is_day_off": 0.0, "lag_1h_est": 900.0,
+                    "lag_2h": 800.0, "wk4_mean": 1000.0, "mean_24h": 1000.0}, 5000.0)
+    assert restored.regressors[0].regressor.weights != restored.regressors[1].regressor.weights

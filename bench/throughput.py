@@ -1,9 +1,7 @@
 """``python -m bench.throughput``: records/s of the core, the consumer and the producer; latency; memory.
 
 1. the pure processing core in one process: decode + features + batch prediction (one
-   call per 500-record batch) + online predict-and-learn, on one thread, and with the
-   batch model predicting on a second thread beside the online models (as the consumer
-   runs it);
+   call per 500-record batch) + online predict-and-learn;
 2. the consumer end to end against a moto server: GetRecords -> process -> S3 results ->
    DynamoDB checkpoint + S3 state, at 1, 4 and 16 shards;
 3. the producer: PutRecords in 500-record calls, same shard counts;
@@ -67,20 +65,17 @@ def fitted_model():
     return batch_model.build_pipeline().fit(X, y)
 
 
-def bench_core(records, model, overlap: bool = False) -> float:
-    from concurrent.futures import ThreadPoolExecutor
-
+def bench_core(records, model) -> float:
     from core.processing import RawRecord, process_batch
     from core.schema import encode
 
     raws = [RawRecord(encode(r), "s", str(i), r.station_id) for i, r in enumerate(records)]
     predictor = StaticChampion(model)
     states: dict = {}
-    with ThreadPoolExecutor(max_workers=1) as executor:
-        started = time.perf_counter()
-        for i in range(0, len(raws), 500):
-            process_batch(raws[i : i + 500], states, predictor, "t", executor if overlap else None)
-        return len(raws) / (time.perf_counter() - started)
+    started = time.perf_counter()
+    for i in range(0, len(raws), 500):
+        process_batch(raws[i : i + 500], states, predictor, "t")
+    return len(raws) / (time.perf_counter() - started)
 
 
 def bench_stages(records, model) -> dict[str, float]:
@@ -446,11 +441,8 @@ def main(argv: list[str] | None = None) -> int:
         lines.append("| stage | shards | records | records/s |")
         lines.append("|---|---:|---:|---:|")
         for size in sizes:
-            lines.append(f"| core (decode+features+batch+online), one thread | - | {size:,} | "
-                         f"{bench_core(records[:size], model):,.0f} |")
-            lines.append(f"| core, batch model on a second thread (as the consumer runs it) | - | {size:,} | "
-                         f"{bench_core(records[:size], model, overlap=True):,.0f} |")
-            print("\n".join(lines[-2:]), flush=True)
+            lines.append(f"| core (decode+features+batch+online) | - | {size:,} | {bench_core(records[:size], model):,.0f} |")
+            print(lines[-1], flush=True)
         # The consumer processes below serve this model from the registry, as in production.
         tracking_uri = stack.enter_context(tracking_server(workdir, os.environ["AWS_ENDPOINT_URL"]))
         register_champion(model, tracking_uri)

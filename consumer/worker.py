@@ -105,9 +105,6 @@ class Consumer:
         # Network calls that wait beside the CPU work: reading the next batch ahead, the
         # checkpoint's pending mark, the state upload, the deletion of replaced states.
         self._io: ThreadPoolExecutor | None = None
-        # The batch model's trees run here while the main thread runs the online models:
-        # their traversal releases the GIL, so the two overlap on two cores.
-        self._predicting: ThreadPoolExecutor | None = None
 
     def seed(self) -> bytes:
         """Where a shard without a checkpoint starts: the state training left, if any."""
@@ -328,9 +325,6 @@ class Consumer:
         if self._io is not None:
             self._io.shutdown(wait=True, cancel_futures=True)
             self._io = None
-        if self._predicting is not None:
-            self._predicting.shutdown(wait=True)
-            self._predicting = None
         for cursor in self.cursors.values():
             cursor.prefetched = None
 
@@ -378,9 +372,7 @@ class Consumer:
         now = datetime.now(UTC).isoformat()
         predictor = self.champion if self.champion is not None and self.champion.ready else None
         try:
-            if self._predicting is None:
-                self._predicting = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
-            outcomes = process_batches([(b.raws(), b.cursor.states) for b in live], predictor, now, self._predicting)
+            outcomes = process_batches([(b.raws(), b.cursor.states) for b in live], predictor, now)
         except Exception as exc:
             for batch in live:
                 self._on_error(batch.cursor, exc)

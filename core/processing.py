@@ -7,9 +7,8 @@ For a batch read from one shard, in sequence order:
 2. compute its features from its station's history, then add it to that history;
 3. predict the whole batch with the batch model in one call (several shards' batches
    together with :func:`process_batches`);
-4. record by record, the station's online model predicts, then learns the true volume
-   (while the batch model predicts, if given an executor to predict on);
-5. record by record, the served prediction weights both models by their recent errors
+4. record by record, the station's online model predicts, then learns the true volume,
+   and the served prediction weights both models by their recent errors
    (:class:`core.ensemble.Combiner`), which then learn this hour's.
 
 The same inputs and the same starting state always give the same rows and the same end
@@ -20,7 +19,6 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -102,23 +100,17 @@ def process_batch(
     states: dict[str, StationState],
     predictor: BatchPredictor | None,
     processed_at: str,
-    executor: Executor | None = None,
 ) -> BatchOutcome:
     """Turn a batch into result rows and dead letters, advancing ``states`` in place."""
-    return process_batches([(records, states)], predictor, processed_at, executor)[0]
+    return process_batches([(records, states)], predictor, processed_at)[0]
 
 
 def process_batches(
     batches: Sequence[tuple[Sequence[RawRecord], dict[str, StationState]]],
     predictor: BatchPredictor | None,
     processed_at: str,
-    executor: Executor | None = None,
 ) -> list[BatchOutcome]:
     """Process several batches, each with its own states, predicting all of them in one call.
-
-    With an ``executor``, the batch model predicts on one of its threads while this thread
-    runs the online models: the trees' traversal releases the GIL, so the two overlap on
-    two cores. The results are the same either way; only the order of work differs.
 
     A consumer reading many shards hands them over together, one model call per group.
     (The per-call cost turned out small: 10,000 rows cost the same in 5 calls as in 16.)
@@ -134,25 +126,14 @@ def process_batches(
     """
     prepared = [_prepare(records, states) for records, states in batches]
     features = [f for accepted, _ in prepared for _, _, f in accepted]
-    values, pending = None, None
     if features and predictor is not None:
-        frame = to_frame(features)
-        if executor is None:
-            values = predictor.predict(frame)
-        else:
-            pending = executor.submit(predictor.predict, frame)
-    online = [_learn_online(accepted, states) for (accepted, _), (_, states) in zip(prepared, batches, strict=True)]
-    if pending is not None:
-        values = pending.result()
-    if values is not None:
-        predictions: list[float | None] = [float(p) for p in values]
+        predictions: list[float | None] = [float(p) for p in predictor.predict(to_frame(features))]
         version = predictor.version
     else:
         predictions, version = [None] * len(features), None
     outcomes, start = [], 0
-    for (accepted, dead), (_, states), online_predictions in zip(prepared, batches, online, strict=True):
-        batch_predictions = predictions[start : start + len(accepted)]
-        rows = _serve(accepted, states, batch_predictions, online_predictions, version, processed_at)
+    for (accepted, dead), (_, states) in zip(prepared, batches, strict=True):
+        rows = _learn(accepted, states, predictions[start : start + len(accepted)], version, processed_at)
         start += len(accepted)
         outcomes.append(BatchOutcome(rows=rows, dead_letters=dead))
     return outcomes
@@ -181,30 +162,19 @@ def _prepare(records: Sequence[RawRecord], states: dict[str, StationState]) -> t
     return accepted, dead
 
 
-def _learn_online(accepted: _Accepted, states: dict[str, StationState]) -> list[tuple[float, int]]:
-    """Record by record, each station's online model predicts then learns: (prediction, updates)."""
-    out = []
-    for _, record, features in accepted:
-        online = states[record.station_id].online
-        out.append((online.predict_then_learn(features, float(record.traffic_volume)), online.updates))
-    return out
-
-
-def _serve(
+def _learn(
     accepted: _Accepted,
     states: dict[str, StationState],
     batch_predictions: Sequence[float | None],
-    online_predictions: Sequence[tuple[float, int]],
     version: str | None,
     processed_at: str,
 ) -> list[dict[str, object]]:
-    """Record by record: the served prediction is weighed, then the weights learn this hour."""
+    """Record by record: the online model predicts then learns, the served prediction is weighed."""
     rows = []
-    for (raw, record, _), batch_prediction, (online_prediction, updates) in zip(
-        accepted, batch_predictions, online_predictions, strict=True
-    ):
+    for (raw, record, features), batch_prediction in zip(accepted, batch_predictions, strict=True):
         state = states[record.station_id]
         actual = float(record.traffic_volume)
+        online_prediction = state.online.predict_then_learn(features, actual)
         served_prediction = state.combiner.predict(batch_prediction, online_prediction)
         state.combiner.learn(actual, batch_prediction, online_prediction)
         rows.append(
@@ -214,7 +184,7 @@ def _serve(
                 online_prediction=online_prediction,
                 served_prediction=served_prediction,
                 batch_model_version=version,
-                online_updates=updates,
+                online_updates=state.online.updates,
                 shard_id=raw.shard_id,
                 sequence_number=raw.sequence_number,
                 processed_at=processed_at,

@@ -1,10 +1,7 @@
 import json
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import numpy as np
-import pytest
 
 from core.processing import RawRecord, StationState, process_batch, process_batches
 from core.schema import TrafficRecord, encode
@@ -144,39 +141,6 @@ def test_batches_of_several_shards_predicted_together_equal_each_processed_alone
     assert dump_states(together_states["a"]) == dump_states(alone_states["a"])
     assert [len(o.dead_letters) for o in together] == [0, 0]  # the bad record was in the middle batch
     assert {r["batch_prediction"] for r in together[1].rows} != {r["batch_prediction"] for r in together[0].rows}
-
-
-def test_predicting_on_another_thread_gives_the_same_rows_and_states():
-    records = [raw(r, i) for i, r in enumerate(hours(90))]
-    records.insert(40, raw(b"not json", 999))
-    inline_states, threaded_states = {}, {}
-
-    class OtherThread(EchoPredictor):
-        def predict(self, frame):
-            self.thread = threading.get_ident()
-            return super().predict(frame)
-
-    predictor = OtherThread()
-    with ThreadPoolExecutor(max_workers=1) as executor:
-        for start in range(0, len(records), 25):
-            inline = process_batch(records[start : start + 25], inline_states, EchoPredictor(), "t")
-            threaded = process_batch(records[start : start + 25], threaded_states, predictor, "t", executor)
-            assert threaded == inline
-    assert predictor.thread != threading.get_ident()
-    assert dump_states(threaded_states) == dump_states(inline_states)
-
-
-class FailingPredictor:
-    version = "broken"
-
-    def predict(self, frame):
-        raise RuntimeError("model failed")
-
-
-def test_a_model_failing_on_another_thread_fails_the_batch():
-    with ThreadPoolExecutor(max_workers=1) as executor:
-        with pytest.raises(RuntimeError, match="model failed"):
-            process_batch([raw(r, i) for i, r in enumerate(hours(5))], {}, FailingPredictor(), "t", executor)
 
 
 def test_an_online_model_saved_with_one_regressor_resumes_with_both():

@@ -33,7 +33,7 @@ ENVIRONMENT = {
     "TRAFFIC_APP_NAME": "traffic-stream-consumer",
     "TRAFFIC_EXPERIMENT": "traffic-stream",
     "TRAFFIC_MODEL_NAME": "traffic-volume-batch",
-    "TRAFFIC_RETRAIN_EVERY_DAYS": "30",
+    "TRAFFIC_RETRAIN_EVERY_DAYS": "10",
     "TRAFFIC_HOLDOUT_DAYS": "14",
     "TRAFFIC_PROMOTION_TOLERANCE": "0.05",
     "TRAFFIC_BATCH_SIZE": "2000",

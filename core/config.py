@@ -34,7 +34,7 @@ ENVIRONMENT = {
     "TRAFFIC_EXPERIMENT": "traffic-stream",
     "TRAFFIC_MODEL_NAME": "traffic-volume-batch",
     "TRAFFIC_RETRAIN_EVERY_DAYS": "10",
-    "TRAFFIC_HOLDOUT_DAYS": "14",
+    "TRAFFIC_HOLDOUT_DAYS": "7",
     "TRAFFIC_PROMOTION_TOLERANCE": "0.05",
     "TRAFFIC_BATCH_SIZE": "2000",
     "TRAFFIC_POLL_SECONDS": "0.2",
@@ -110,6 +110,15 @@ class Settings:
             tracking_uri=tracking_uri,
             region=get("AWS_REGION") or get("AWS_DEFAULT_REGION"),
         )
+
+    def __post_init__(self) -> None:
+        if self.holdout_days > self.retrain_every_days:
+            # The champion was fitted on everything up to the previous retrain: a longer
+            # holdout would score it on hours it has seen, and the candidate would lose.
+            raise ValueError(
+                f"TRAFFIC_HOLDOUT_DAYS ({self.holdout_days:g}) must not exceed TRAFFIC_RETRAIN_EVERY_DAYS "
+                f"({self.retrain_every_days:g}): the champion would be scored on hours it was fitted on"
+            )
 
     def replace(self, **changes: object) -> Settings:
         values = {f.name: getattr(self, f.name) for f in fields(self)}

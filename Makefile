@@ -55,3 +55,6 @@ bench-accuracy: env
 
 bench-throughput: env
 	$(PY) -m bench.throughput $(BENCH_ARGS)
+
+bench-selection: env
+	$(PY) -m bench.selection $(BENCH_ARGS)

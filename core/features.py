@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import date, datetime
 
 import numpy as np
@@ -243,21 +243,28 @@ def to_frame(rows: list[dict[str, float]]) -> pd.DataFrame:
     return pd.DataFrame(values, columns=list(FEATURE_COLUMNS))
 
 
-def training_frame(records: Iterable[TrafficRecord]) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
-    """Features, target and local event times for records in stream order, as serving sees them.
+def stream_features(records: Iterable[TrafficRecord]) -> Iterator[tuple[TrafficRecord, dict[str, float]]]:
+    """Each record with its features, in stream order, as serving computes them.
 
     Records that serving would refuse (a duplicate or a too-old hour) are skipped here too.
     """
     histories: dict[str, StationHistory] = {}
-    rows, targets, times = [], [], []
     for record in records:
         history = histories.setdefault(record.station_id, StationHistory())
         try:
             history.admit(record)
         except DecodeError:
             continue
-        rows.append(history.features(record))
+        features = history.features(record)
         history.observe(record)
+        yield record, features
+
+
+def training_frame(records: Iterable[TrafficRecord]) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
+    """Features, target and local event times for records in stream order, as serving sees them."""
+    rows, targets, times = [], [], []
+    for record, features in stream_features(records):
+        rows.append(features)
         targets.append(float(record.traffic_volume))
         times.append(record.local_time)
     return to_frame(rows), pd.Series(targets, name="traffic_volume"), pd.Series(pd.to_datetime(times), name="local_time")

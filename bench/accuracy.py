@@ -4,8 +4,8 @@ Trains on the hours before 2017 and registers that model as champion, then repla
 2017-01-01 .. 2018-09-30 through the real producer, stream and consumer on the embedded
 stack (a moto server started here), retraining every 10 event-days (the product's
 default) in lockstep with the replay (so the result does not depend on how fast this
-machine retrains), and reads the predictions back from S3. The batch model trained once is scored on the same hours and
-features, from the registry's first version.
+machine retrains), and reads the predictions back from S3. The batch model trained once
+is scored on the same hours and features, from the registry's first version.
 
 Prints MAE, RMSE and R² for: the batch model trained once, the batch model with periodic
 retraining (what the consumer served), the online model, the served prediction (both
@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from bench.machine import describe
+from core.config import ENVIRONMENT
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,14 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=os.environ.get("TRAFFIC_DATA"), help="the dataset (default TRAFFIC_DATA)")
     parser.add_argument("--start", default="2017-01-01")
     parser.add_argument("--end", default="2018-09-30")
-    parser.add_argument("--retrain-every-days", type=float, default=None,
-                        help="retraining cadence in event-days (default: the product's, TRAFFIC_RETRAIN_EVERY_DAYS's default)")
+    parser.add_argument("--retrain-every-days", type=float, default=float(ENVIRONMENT["TRAFFIC_RETRAIN_EVERY_DAYS"]),
+                        help="retraining cadence in event-days (default: the product's)")
     args = parser.parse_args(argv)
 
-    if args.retrain_every_days is None:
-        from core.config import ENVIRONMENT
-
-        args.retrain_every_days = float(ENVIRONMENT["TRAFFIC_RETRAIN_EVERY_DAYS"])
     workdir = Path(tempfile.mkdtemp(prefix="bench-accuracy-"))
     from infra.emulator import free_port, start
 

@@ -121,13 +121,13 @@ class OnlineModel:
         """The prediction made before seeing ``volume``, then the update with it."""
         terms = sparse_terms(features)
         prediction = self._predict(terms)
-        for regressor in self.regressors:
-            regressor.learn_one(terms, volume)
-        self.updates += 1
+        self._learn(terms, volume)
         return prediction
 
     def learn(self, features: Mapping[str, float], volume: float) -> None:
-        terms = sparse_terms(features)
+        self._learn(sparse_terms(features), volume)
+
+    def _learn(self, terms: dict[str, float], volume: float) -> None:
         for regressor in self.regressors:
             regressor.learn_one(terms, volume)
         self.updates += 1

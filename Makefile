@@ -4,17 +4,19 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 EMULATOR_PORT ?= 5050
-MLFLOW_UI_PORT ?= 5001
+MLFLOW_PORT ?= 5001
 TRAFFIC_HOME ?= $(CURDIR)/.traffic-stream
 export TRAFFIC_HOME
 export PYTHONPATH := $(CURDIR)
 
 # The embedded stack: a moto server on 127.0.0.1 stands in for AWS (any key works there;
-# these placeholders keep real credentials from ever being sent to it), MLflow on SQLite.
+# these placeholders keep real credentials from ever being sent to it), and an MLflow
+# server on SQLite that every component reaches over HTTP, as in docker-compose.
 EMBEDDED := AWS_ENDPOINT_URL=http://127.0.0.1:$(EMULATOR_PORT) AWS_ACCESS_KEY_ID=embedded \
-	AWS_SECRET_ACCESS_KEY=embedded AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
+	AWS_SECRET_ACCESS_KEY=embedded AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 \
+	MLFLOW_TRACKING_URI=http://127.0.0.1:$(MLFLOW_PORT)
 
-.PHONY: env demo up down test test-fast watch compare mlflow-ui bench-accuracy bench-throughput lock
+.PHONY: env demo up down test test-fast watch compare bench-accuracy bench-throughput lock
 
 env: $(VENV)/.synced
 $(VENV)/.synced: Pipfile.lock
@@ -26,13 +28,12 @@ lock:
 	PIPENV_VENV_IN_PROJECT=1 $(PYTHON) -m pipenv lock
 
 up: env
-	$(PY) -m infra.emulator up --port $(EMULATOR_PORT)
+	$(PY) -m infra.emulator up --port $(EMULATOR_PORT) --tracking-port $(MLFLOW_PORT)
 
 demo: up
 	$(EMBEDDED) $(PY) -m demo $(DEMO_ARGS)
 
 down: env
-	-pkill -f "mlflow ui --backend-store-uri sqlite:///$(TRAFFIC_HOME)" || true
 	$(PY) -m infra.emulator down
 
 watch: env
@@ -40,9 +41,6 @@ watch: env
 
 compare: env
 	$(EMBEDDED) $(PY) -m monitor compare
-
-mlflow-ui: env
-	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(TRAFFIC_HOME)/mlflow.db --host 127.0.0.1 --port $(MLFLOW_UI_PORT)
 
 test: env
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -16,14 +16,12 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -249,44 +247,25 @@ def tracking_server(workdir: Path, s3_endpoint: str):
     database client of their own. Yields its URI."""
     import boto3
 
+    from infra import tracking_server as server
     from infra.emulator import free_port
 
     bucket = f"bench-mlflow-{uuid.uuid4().hex[:8]}"
     boto3.client("s3").create_bucket(Bucket=bucket)
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{workdir / 'mlflow-server.db'}",
-         "--artifacts-destination", f"s3://{bucket}/artifacts", "--serve-artifacts",
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        stdout=open(workdir / "mlflow-server.log", "wb"), stderr=subprocess.STDOUT,
-        env={**os.environ, "MLFLOW_S3_ENDPOINT_URL": s3_endpoint}, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
+    process, url = server.start(f"sqlite:///{workdir / 'mlflow-server.db'}", f"s3://{bucket}/artifacts", free_port(),
+                                workdir / "mlflow-server.log", {"MLFLOW_S3_ENDPOINT_URL": s3_endpoint})
     try:
-        deadline = time.monotonic() + 120
-        while not _answers(f"{url}/health"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the MLflow server did not start: see {workdir / 'mlflow-server.log'}")
-            time.sleep(0.25)
         yield url
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(30)
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
+        server.stop(process)
 
 
 def startup_rss(workdir: Path, tracking_uri: str) -> float:
     """Peak RSS (MB) of a consumer process from its start until it serves the champion of ``tracking_uri``.
 
-    Loading the champion is when a consumer's memory peaks; this measures the process as the
-    embedded setup runs it, with MLflow's SQLite store inside the process.
+    Loading the champion is when a consumer's memory peaks; this measures the process with
+    MLflow's SQLite store inside it (``MLFLOW_TRACKING_URI=sqlite:///...``, as the tests run
+    it), against the server that compose and the embedded stack run.
     """
     from infra.provision import Provisioner
 
@@ -446,9 +425,9 @@ def main(argv: list[str] | None = None) -> int:
         # The consumer processes below serve this model from the registry, as in production.
         tracking_uri = stack.enter_context(tracking_server(workdir, os.environ["AWS_ENDPOINT_URL"]))
         register_champion(model, tracking_uri)
-        embedded_uri = f"sqlite:///{workdir / 'mlflow.db'}"
-        register_champion(model, embedded_uri)
-        embedded_rss = startup_rss(workdir, embedded_uri)
+        sqlite_uri = f"sqlite:///{workdir / 'mlflow.db'}"
+        register_champion(model, sqlite_uri)
+        in_process_rss = startup_rss(workdir, sqlite_uri)
         # Latency first, while the emulator is fresh: after the runs below moto has held
         # hundreds of thousands of records and its own pauses would be measured instead.
         latencies, rss = bench_latency(records, args.latency_seconds, 100.0, workdir, tracking_uri)
@@ -490,8 +469,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nlatency put -> prediction visible in S3 at 100 records/s over {len(ms):,} records: "
           f"p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {ms[-1]:.0f} ms")
     print(f"consumer peak RSS (VmHWM): {rss:.0f} MB over the latency run, with the registry behind an MLflow "
-          f"server (as docker-compose and AWS run it); {embedded_rss:.0f} MB up to serving the champion with "
-          "MLflow's SQLite store in the process (the embedded setup)")
+          f"server (as docker-compose, the embedded stack and AWS run it); {in_process_rss:.0f} MB up to serving the "
+          "champion with MLflow's SQLite store in the process (MLFLOW_TRACKING_URI=sqlite:///..., as in the tests)")
     print(f"2 workers / 1 worker: {worker_rates[2] / worker_rates[1]:.2f}x")
     return 0
 

@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nretraining: {checked} periodic retrains, {promoted} promoted to champion (log: {logs / 'retrainer.log'})")
     print(f"demo wall time: {time.monotonic() - began:.0f} s")
     print("\nThe stack is still up. Watch the bucket:  make watch")
-    print("Open MLflow:                             make mlflow-ui   (then http://127.0.0.1:5001)")
+    print(f"Open MLflow (runs, registry, metrics):   {settings.tracking_uri}")
     print("Stop everything:                         make down")
     return 0
 

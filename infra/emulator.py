@@ -1,8 +1,11 @@
-"""The embedded AWS emulator: a moto server on 127.0.0.1, started and stopped by the project.
+"""The embedded stack: a moto server standing in for AWS and an MLflow server, on 127.0.0.1.
 
-``python -m infra.emulator up`` starts it in the background (its pid and log under
-``TRAFFIC_HOME``) and returns once it answers; ``down`` stops it. Point boto3 at it with
-``AWS_ENDPOINT_URL=http://127.0.0.1:<port>`` (the Makefile does).
+``python -m infra.emulator up`` starts both in the background (pids and logs under
+``TRAFFIC_HOME``) and returns once both answer; ``down`` stops them. Point boto3 at the
+emulator with ``AWS_ENDPOINT_URL=http://127.0.0.1:<port>`` and MLflow at its server with
+``MLFLOW_TRACKING_URI=http://127.0.0.1:<tracking port>`` (the Makefile does). The MLflow
+server keeps its runs and models in ``TRAFFIC_HOME`` (SQLite and a directory of
+artifacts), so they outlive the emulator, which keeps everything in memory.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ import time
 from pathlib import Path
 
 from core.config import Settings
+from infra import tracking_server
 
 DEFAULT_PORT = 5050
+DEFAULT_TRACKING_PORT = 5001
 
 
 def free_port() -> int:
@@ -53,31 +58,44 @@ def start(port: int, log_path: Path, extra_env: dict[str, str] | None = None) ->
     return process
 
 
-def up(settings: Settings, port: int) -> int:
-    pid_file = settings.home / "emulator.pid"
-    if pid_file.is_file() and _alive(int(pid_file.read_text())):
-        print(f"emulator already running (pid {pid_file.read_text().strip()})")
-        return 0
-    process = start(port, settings.home / "emulator.log")
-    pid_file.write_text(str(process.pid))
-    print(f"moto server on http://127.0.0.1:{port} (pid {process.pid}, log {settings.home / 'emulator.log'})")
+def up(settings: Settings, port: int, tracking_port: int) -> int:
+    emulator_pid, tracking_pid = settings.home / "emulator.pid", settings.home / "tracking.pid"
+    if _running(emulator_pid):
+        print(f"emulator already running (pid {emulator_pid.read_text().strip()})")
+    else:
+        process = start(port, settings.home / "emulator.log")
+        emulator_pid.write_text(str(process.pid))
+        print(f"moto server on http://127.0.0.1:{port} (pid {process.pid}, log {settings.home / 'emulator.log'})")
+    if _running(tracking_pid):
+        print(f"MLflow server already running (pid {tracking_pid.read_text().strip()})")
+    else:
+        process, url = tracking_server.start(
+            f"sqlite:///{settings.home / 'mlflow.db'}", str(settings.home / "mlartifacts"), tracking_port,
+            settings.home / "mlflow-server.log",
+        )
+        tracking_pid.write_text(str(process.pid))
+        print(f"MLflow server and UI on {url} (pid {process.pid}, log {settings.home / 'mlflow-server.log'})")
     return 0
 
 
 def down(settings: Settings) -> int:
-    pid_file = settings.home / "emulator.pid"
-    if not pid_file.is_file():
-        print("emulator not running")
-        return 0
-    pid = int(pid_file.read_text())
-    if _alive(pid):
-        os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-    pid_file.unlink()
-    print(f"emulator stopped (pid {pid})")
+    for name, pid_file in (("MLflow server", settings.home / "tracking.pid"), ("emulator", settings.home / "emulator.pid")):
+        if not pid_file.is_file():
+            print(f"{name} not running")
+            continue
+        pid = int(pid_file.read_text())
+        if _alive(pid):
+            os.killpg(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        pid_file.unlink()
+        print(f"{name} stopped (pid {pid})")
     return 0
+
+
+def _running(pid_file: Path) -> bool:
+    return pid_file.is_file() and _alive(int(pid_file.read_text()))
 
 
 def _alive(pid: int) -> bool:
@@ -93,11 +111,12 @@ def _alive(pid: int) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.emulator", description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=["up", "down"])
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="the moto server's port")
+    parser.add_argument("--tracking-port", type=int, default=DEFAULT_TRACKING_PORT, help="the MLflow server's port")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     settings.home.mkdir(parents=True, exist_ok=True)
-    return up(settings, args.port) if args.action == "up" else down(settings)
+    return up(settings, args.port, args.tracking_port) if args.action == "up" else down(settings)
 
 
 if __name__ == "__main__":

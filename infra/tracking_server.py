@@ -1,0 +1,82 @@
+"""An ``mlflow server`` process: the tracking server and model registry every component reaches over HTTP.
+
+docker-compose runs one on PostgreSQL with artifacts in S3; the embedded stack
+(``python -m infra.emulator up``) runs one beside the moto server, on SQLite with artifacts
+in a local directory, both under ``TRAFFIC_HOME`` so they survive a restart together. The
+consumer then holds no database client of its own: MLflow's SQL store (SQLAlchemy, alembic)
+costs 40 MB in every process that opens it, measured by ``bench/throughput``.
+
+>>> command("sqlite:////tmp/mlflow.db", "/tmp/artifacts", port=5001)[4:8]
+['--backend-store-uri', 'sqlite:////tmp/mlflow.db', '--artifacts-destination', '/tmp/artifacts']
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+
+
+def command(backend_store_uri: str, artifacts_destination: str, port: int, host: str = "127.0.0.1") -> list[str]:
+    """The server's command line; artifacts are proxied (``--serve-artifacts``), so clients
+    need no credentials or endpoint for where they are stored."""
+    return [
+        sys.executable, "-m", "mlflow", "server",
+        "--backend-store-uri", backend_store_uri,
+        "--artifacts-destination", artifacts_destination, "--serve-artifacts",
+        "--host", host, "--port", str(port), "--workers", "1",
+    ]
+
+
+def healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def start(
+    backend_store_uri: str,
+    artifacts_destination: str,
+    port: int,
+    log_path: Path,
+    extra_env: Mapping[str, str] | None = None,
+    timeout: float = 120,
+) -> tuple[subprocess.Popen, str]:
+    """Start a server in its own process group and return it with its URL once ``/health`` answers.
+
+    Raises ``RuntimeError`` with the end of its log if it exits or does not answer in time
+    (a first start creates the SQLite schema, which takes a few seconds).
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            command(backend_store_uri, artifacts_destination, port),
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(extra_env or {})}, start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while not healthy(url):
+        if process.poll() is not None or time.monotonic() > deadline:
+            if process.poll() is None:
+                stop(process)
+            tail = log_path.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"the MLflow server on port {port} did not start (log {log_path}):\n{tail}")
+        time.sleep(0.25)
+    return process, url
+
+
+def stop(process: subprocess.Popen, timeout: float = 30) -> None:
+    """Stop a server started by :func:`start` and the workers it spawned."""
+    if process.poll() is None:
+        os.killpg(process.pid, 15)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+            process.wait(timeout)

@@ -1,12 +1,15 @@
 """``python -m bench.throughput``: records/s of the core, the consumer and the producer; latency; memory.
 
 1. the pure processing core in one process: decode + features + batch prediction (one
-   call per 500-record batch) + online predict-and-learn;
+   call per batch of ``TRAFFIC_BATCH_SIZE`` records, as the consumer groups them, and per
+   batch of each ``--call-sizes``) + online predict-and-learn;
 2. the consumer end to end against a moto server: GetRecords -> process -> S3 results ->
    DynamoDB checkpoint + S3 state, at 1, 4 and 16 shards;
 3. the producer: PutRecords in 500-record calls, same shard counts;
 4. latency from PutRecords to the prediction visible in S3 at a steady 100 records/s, with
-   the consumer as its own process, and that process's peak RSS.
+   the consumer as its own process, and that process's peak RSS;
+5. two consumer processes sharing 4 shards by lease against one, from a filled stream, and
+   their peak RSS working through that backlog.
 
 Records are synthetic (32 synthetic stations, so partition keys spread over the shards).
 """
@@ -63,7 +66,7 @@ def fitted_model():
     return batch_model.build_pipeline().fit(X, y)
 
 
-def bench_core(records, model) -> float:
+def bench_core(records, model, group: int) -> float:
     from core.processing import RawRecord, process_batch
     from core.schema import encode
 
@@ -71,12 +74,12 @@ def bench_core(records, model) -> float:
     predictor = StaticChampion(model)
     states: dict = {}
     started = time.perf_counter()
-    for i in range(0, len(raws), 500):
-        process_batch(raws[i : i + 500], states, predictor, "t")
+    for i in range(0, len(raws), group):
+        process_batch(raws[i : i + group], states, predictor, "t")
     return len(raws) / (time.perf_counter() - started)
 
 
-def bench_stages(records, model) -> dict[str, float]:
+def bench_stages(records, model, call_sizes: list[int]) -> dict[str, float]:
     """Microseconds per record of each stage of the core, each timed on its own."""
     from core.ensemble import Combiner
     from core.features import StationHistory, to_frame
@@ -106,8 +109,9 @@ def bench_stages(records, model) -> dict[str, float]:
         return rows
 
     rows = timed("features (lag history)", featurize)
-    timed("batch model (2 × 1,000 trees, 500-row calls)",
-          lambda: [model.predict(to_frame(rows[i : i + 500])) for i in range(0, len(rows), 500)])
+    for n in call_sizes:
+        timed(f"batch model (2 × 1,000 trees, {n:,}-row calls)",
+              lambda n=n: [model.predict(to_frame(rows[i : i + n])) for i in range(0, len(rows), n)])
     models: dict[str, OnlineModel] = {}
     timed("online model predict + learn (River)",
           lambda: [models.setdefault(r.station_id, OnlineModel()).predict_then_learn(f, float(r.traffic_volume))
@@ -315,9 +319,10 @@ def register_champion(model, tracking_uri: str) -> None:
 
 
 def bench_workers(records, shards: int, workers: int, workdir: Path, emulator_pid: int,
-                  tracking_uri: str) -> tuple[float, dict[str, float]]:
-    """Records/s of ``workers`` consumer processes sharing ``shards`` through leases, and the
-    cores each process used meanwhile (CPU seconds per wall second).
+                  tracking_uri: str) -> tuple[float, dict[str, float], float]:
+    """Records/s of ``workers`` consumer processes sharing ``shards`` through leases, the
+    cores each process used meanwhile (CPU seconds per wall second), and the largest peak
+    RSS (MB) among them: a consumer working through a backlog in full batches.
 
     The stream is filled first, so the producer is not what is measured, and the clock runs
     from the moment every worker holds a lease to the moment the last record is checkpointed
@@ -375,7 +380,8 @@ def bench_workers(records, shards: int, workers: int, workdir: Path, emulator_pi
         wall = time.perf_counter() - started
         shares = {name: (cpu_seconds(pid) - cpu_before[name]) / wall for name, pid in pids.items()}
         shares["benchmark"] = (sum(os.times()[:2]) - own_before) / wall
-        return (len(records) - done_before) / wall, shares
+        rss = max(peak_rss_mb(p.pid) for p in processes)
+        return (len(records) - done_before) / wall, shares, rss
     finally:
         for process in processes:
             process.terminate()
@@ -391,9 +397,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pipeline-max", type=int, default=50000, help="largest record count sent through moto")
     parser.add_argument("--latency-seconds", type=float, default=30.0)
     parser.add_argument("--workers-records", type=int, default=100000, help="records for the 1-vs-2 workers run")
+    parser.add_argument("--call-sizes", default="500,2000,10000",
+                        help="rows per batch-model call (and records per core batch) to compare")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     shard_counts = [int(s) for s in args.shards.split(",")]
+    call_sizes = [int(s) for s in args.call_sizes.split(",")]
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
     from infra.emulator import free_port, start
@@ -404,6 +413,10 @@ def main(argv: list[str] | None = None) -> int:
                        "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
                        "TRAFFIC_HOME": str(workdir)})
     from core.batch_model import serve_single_threaded
+    from core.config import Settings
+
+    # The consumer processes groups of up to TRAFFIC_BATCH_SIZE records in one call.
+    group = Settings.from_env().batch_size
 
     serve_single_threaded()  # as the consumer process does
     lines = []
@@ -415,12 +428,17 @@ def main(argv: list[str] | None = None) -> int:
         # walking them during the timings (a full collection cost 0.7 s inside one stage).
         gc.collect()
         gc.freeze()
-        stages = bench_stages(records[: min(sizes)], model)
+        stages = bench_stages(records[: min(sizes)], model, call_sizes)
         print("\n".join(f"{name}: {us:.1f} us/record" for name, us in stages.items()), flush=True)
         lines.append("| stage | shards | records | records/s |")
         lines.append("|---|---:|---:|---:|")
         for size in sizes:
-            lines.append(f"| core (decode+features+batch+online) | - | {size:,} | {bench_core(records[:size], model):,.0f} |")
+            lines.append(f"| core (decode+features+batch+online), batches of {group:,} | - | {size:,} | "
+                         f"{bench_core(records[:size], model, group):,.0f} |")
+            print(lines[-1], flush=True)
+        for other in (n for n in call_sizes if n != group):
+            lines.append(f"| core (decode+features+batch+online), batches of {other:,} | - | {min(sizes):,} | "
+                         f"{bench_core(records[:min(sizes)], model, other):,.0f} |")
             print(lines[-1], flush=True)
         # The consumer processes below serve this model from the registry, as in production.
         tracking_uri = stack.enter_context(tracking_server(workdir, os.environ["AWS_ENDPOINT_URL"]))
@@ -437,13 +455,13 @@ def main(argv: list[str] | None = None) -> int:
                 lines.append(f"| producer (PutRecords) | {shards} | {size:,} | {producer_rate:,.0f} |")
                 lines.append(f"| consumer end to end (moto) | {shards} | {size:,} | {consumer_rate:,.0f} |")
                 print("\n".join(lines[-2:]), flush=True)
-        worker_rates, worker_cpu = {}, {}
+        worker_rates, worker_cpu, worker_rss = {}, {}, {}
         # 128 stations: Kinesis hashes partition keys to shards, and 32 keys land 2/9/10/11 on
         # 4 shards, so two workers would split the work 13/19 at best, whatever the leases do.
         spread = synthetic(args.workers_records, stations=128)
         for workers in (1, 2):
-            worker_rates[workers], worker_cpu[workers] = bench_workers(spread, 4, workers, workdir, emulator.pid,
-                                                                       tracking_uri)
+            worker_rates[workers], worker_cpu[workers], worker_rss[workers] = bench_workers(
+                spread, 4, workers, workdir, emulator.pid, tracking_uri)
             lines.append(f"| consumer processes sharing 4 shards by lease (128 stations) | {workers} worker(s) | "
                          f"{args.workers_records:,} | {worker_rates[workers]:,.0f} |")
             print(lines[-1], flush=True)
@@ -470,7 +488,8 @@ def main(argv: list[str] | None = None) -> int:
           f"p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {ms[-1]:.0f} ms")
     print(f"consumer peak RSS (VmHWM): {rss:.0f} MB over the latency run, with the registry behind an MLflow "
           f"server (as docker-compose, the embedded stack and AWS run it); {in_process_rss:.0f} MB up to serving the "
-          "champion with MLflow's SQLite store in the process (MLFLOW_TRACKING_URI=sqlite:///..., as in the tests)")
+          "champion with MLflow's SQLite store in the process (MLFLOW_TRACKING_URI=sqlite:///..., as in the tests); "
+          f"{max(worker_rss.values()):.0f} MB working through a backlog in batches of {group:,} (the workers runs)")
     print(f"2 workers / 1 worker: {worker_rates[2] / worker_rates[1]:.2f}x")
     return 0
 

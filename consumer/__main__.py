@@ -12,14 +12,18 @@ import signal
 import sys
 import threading
 
-from adapters import aws, model_registry
-from adapters.result_store import ResultStore
-from consumer.checkpoints import CheckpointStore
-from consumer.leases import LeaseCoordinator, new_worker_id
-from consumer.streaming_run import StreamingRun
-from consumer.worker import Consumer
-from core.batch_model import serve_single_threaded
-from core.config import Settings
+from consumer.allocators import prefer_system_allocator_for_arrow, use_lean_allocators
+
+prefer_system_allocator_for_arrow()  # before pyarrow loads, with pandas and MLflow below
+
+from adapters import aws, model_registry  # noqa: E402
+from adapters.result_store import ResultStore  # noqa: E402
+from consumer.checkpoints import CheckpointStore  # noqa: E402
+from consumer.leases import LeaseCoordinator, new_worker_id  # noqa: E402
+from consumer.streaming_run import StreamingRun  # noqa: E402
+from consumer.worker import Consumer  # noqa: E402
+from core.batch_model import serve_single_threaded  # noqa: E402
+from core.config import Settings  # noqa: E402
 
 
 def build(settings: Settings, track: bool = True, worker_id: str | None = None) -> Consumer:
@@ -52,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env()
+    use_lean_allocators()
     serve_single_threaded()
     consumer = build(settings, track=not args.no_tracking, worker_id=args.worker_id)
     stop = threading.Event()

@@ -16,6 +16,8 @@ from datetime import datetime
 from datetime import time as dtime
 from pathlib import Path
 
+from botocore.exceptions import EndpointConnectionError
+
 from adapters import aws, model_registry
 from adapters.result_store import PREDICTIONS_PREFIX, ResultStore
 from core import dataset
@@ -86,6 +88,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env()
+    try:
+        return run(args, settings)
+    except EndpointConnectionError as exc:
+        print(f"cannot reach AWS at {exc.kwargs.get('endpoint_url', '?')}: start the embedded stack with `make up`, "
+              "or check AWS_ENDPOINT_URL and the network", file=sys.stderr)
+        return 2
+    except dataset.DataUnavailable as exc:  # reconcile needs the dataset to know what was produced
+        print(exc, file=sys.stderr)
+        return 2
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
     store = ResultStore(aws.client("s3", settings), settings.bucket)
 
     if args.action == "watch":

@@ -44,7 +44,7 @@ def use_lean_allocators(arenas: int = 2) -> None:
     Call at start-up, before the worker's threads exist. Elsewhere than glibc (macOS,
     musl) the arena limit is skipped.
     """
-    import pyarrow
+    import pyarrow  # here, not at the top: this module is imported before pyarrow may load
 
     backend = pyarrow.default_memory_pool().backend_name
     if backend != ARROW_POOL:

@@ -116,7 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     settings.home.mkdir(parents=True, exist_ok=True)
-    return up(settings, args.port, args.tracking_port) if args.action == "up" else down(settings)
+    if args.action == "down":
+        return down(settings)
+    try:
+        return up(settings, args.port, args.tracking_port)
+    except (RuntimeError, TimeoutError) as exc:  # a port taken, a server that crashed at start
+        print(f"the embedded stack did not start: {exc}\n(`make down` stops whatever did)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

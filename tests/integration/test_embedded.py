@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from datetime import datetime
@@ -84,3 +85,20 @@ def test_up_serves_aws_and_the_registry_over_http_and_down_stops_both(tmp_path, 
     assert not tracking_server.healthy(f"http://127.0.0.1:{tracking_port}")
     with pytest.raises(TimeoutError):
         wait_for_port("127.0.0.1", port, 0.5)
+
+
+def test_a_taken_port_is_reported_and_down_cleans_up(tmp_path):
+    home = tmp_path / "home"
+    env = {**os.environ, "TRAFFIC_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        done = subprocess.run([sys.executable, "-m", "infra.emulator", "up", "--port", str(free_port()),
+                               "--tracking-port", str(taken.getsockname()[1])],
+                              env=env, cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 1
+    assert "the embedded stack did not start" in done.stderr and "Traceback" not in done.stderr
+    moto = int((home / "emulator.pid").read_text())  # started before the MLflow server failed
+    assert not (home / "tracking.pid").exists()
+    assert "emulator stopped" in _emulator("down", env)
+    helpers.wait_until(lambda: not _alive(moto), 30, message="the moto server to exit")

@@ -84,10 +84,10 @@ def down(settings: Settings) -> int:
             print(f"{name} not running")
             continue
         pid = int(pid_file.read_text())
-        if _alive(pid):
+        if alive(pid):
             os.killpg(pid, signal.SIGTERM)
             deadline = time.monotonic() + 10
-            while _alive(pid) and time.monotonic() < deadline:
+            while alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.1)
         pid_file.unlink()
         print(f"{name} stopped (pid {pid})")
@@ -95,10 +95,11 @@ def down(settings: Settings) -> int:
 
 
 def _running(pid_file: Path) -> bool:
-    return pid_file.is_file() and _alive(int(pid_file.read_text()))
+    return pid_file.is_file() and alive(int(pid_file.read_text()))
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether a process with this pid exists (one we may not signal counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

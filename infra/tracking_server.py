@@ -13,6 +13,7 @@ costs 40 MB in every process that opens it, measured by ``bench/throughput``.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -74,9 +75,9 @@ def start(
 def stop(process: subprocess.Popen, timeout: float = 30) -> None:
     """Stop a server started by :func:`start` and the workers it spawned."""
     if process.poll() is None:
-        os.killpg(process.pid, 15)
+        os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, 9)
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout)

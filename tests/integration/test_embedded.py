@@ -15,7 +15,7 @@ from adapters import model_registry
 from core import batch_model, features
 from core.config import Settings
 from infra import tracking_server
-from infra.emulator import wait_for_port
+from infra.emulator import alive, wait_for_port
 from infra.provision import Provisioner
 from tests.conftest import ROOT, free_port
 from tests.integration import helpers
@@ -28,14 +28,6 @@ def _emulator(action: str, env: dict[str, str], *args: str) -> str:
                           capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     return done.stdout
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_up_serves_aws_and_the_registry_over_http_and_down_stops_both(tmp_path, monkeypatch, synthetic_records):
@@ -81,7 +73,7 @@ def test_up_serves_aws_and_the_registry_over_http_and_down_stops_both(tmp_path, 
     finally:
         out = _emulator("down", env)
     assert "MLflow server stopped" in out and "emulator stopped" in out
-    helpers.wait_until(lambda: not any(_alive(pid) for pid in pids), 30, message="both servers to exit")
+    helpers.wait_until(lambda: not any(alive(pid) for pid in pids), 30, message="both servers to exit")
     assert not tracking_server.healthy(f"http://127.0.0.1:{tracking_port}")
     with pytest.raises(TimeoutError):
         wait_for_port("127.0.0.1", port, 0.5)
@@ -101,4 +93,4 @@ def test_a_taken_port_is_reported_and_down_cleans_up(tmp_path):
     moto = int((home / "emulator.pid").read_text())  # started before the MLflow server failed
     assert not (home / "tracking.pid").exists()
     assert "emulator stopped" in _emulator("down", env)
-    helpers.wait_until(lambda: not _alive(moto), 30, message="the moto server to exit")
+    helpers.wait_until(lambda: not alive(moto), 30, message="the moto server to exit")

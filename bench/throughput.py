@@ -17,6 +17,7 @@ Records are synthetic (32 synthetic stations, so partition keys spread over the 
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import os
 import statistics
@@ -82,7 +83,7 @@ def bench_core(records, model, group: int) -> float:
 def bench_stages(records, model, call_sizes: list[int]) -> dict[str, float]:
     """Microseconds per record of each stage of the core, each timed on its own."""
     from core.ensemble import Combiner
-    from core.features import StationHistory, to_frame
+    from core.features import StationHistory, hour_ordinal, to_frame
     from core.online_model import OnlineModel
     from core.results import result_row
     from core.schema import decode, encode
@@ -121,10 +122,11 @@ def bench_stages(records, model, call_sizes: list[int]) -> dict[str, float]:
     def serve():
         for record, features in zip(decoded, rows):
             combiner = combiners.setdefault(record.station_id, Combiner())
-            combiner.predict(1.0, 2.0)
-            combiner.learn(float(record.traffic_volume), 1.0, 2.0)
+            hour = hour_ordinal(record.local_time)
+            combiner.predict(1.0, 2.0, hour)
+            combiner.learn(float(record.traffic_volume), 1.0, 2.0, hour)
 
-    timed("served combination (recent-error weights)", serve)
+    timed("served combination (recent-error weights, residual carried)", serve)
     timed("result rows", lambda: [result_row(r, batch_prediction=1.0, online_prediction=1.0, served_prediction=1.0,
                                              batch_model_version="b", online_updates=1, shard_id="s",
                                              sequence_number="1", processed_at="t")
@@ -180,8 +182,9 @@ def bench_pipeline(records, model, shards: int) -> tuple[float, float]:
     return producer_rate, consumer_rate
 
 
-def bench_latency(records, seconds: float, rate: float, workdir: Path, tracking_uri: str) -> tuple[list[float], float]:
-    """Put ``rate`` records/s for ``seconds``; return put->visible-in-S3 latencies and consumer peak RSS (MB)."""
+def bench_latency(records, seconds: float, rate: float, workdir: Path,
+                  tracking_uri: str) -> tuple[list[float], MemoryPeak]:
+    """Put ``rate`` records/s for ``seconds``; return put->visible-in-S3 latencies and the consumer's memory."""
     from adapters import aws
     from adapters.result_store import PREDICTIONS_PREFIX, ResultStore
     from infra.provision import Provisioner
@@ -197,7 +200,7 @@ def bench_latency(records, seconds: float, rate: float, workdir: Path, tracking_
     sample = records[:count]
     put_at: dict[str, float] = {}
     seen_at: dict[str, float] = {}
-    peak_rss = [0.0]
+    memory = MemoryPeak()
     done = threading.Event()
 
     def watch() -> None:
@@ -212,7 +215,7 @@ def bench_latency(records, seconds: float, rate: float, workdir: Path, tracking_
                 # watcher's own lag was then a third of what it measured.
                 store.s3.delete_objects(Bucket=settings.bucket, Delete={"Objects": [{"Key": k} for k in fresh]})
             try:
-                peak_rss[0] = max(peak_rss[0], peak_rss_mb(consumer.pid))
+                memory.sample(consumer.pid)
             except OSError:
                 pass
             if len(seen_at) >= count:
@@ -241,7 +244,7 @@ def bench_latency(records, seconds: float, rate: float, workdir: Path, tracking_
         consumer.terminate()
         consumer.wait(30)
     latencies = [seen_at[e] - put_at[e] for e in put_at if e in seen_at]
-    return latencies, peak_rss[0]
+    return latencies, memory
 
 
 @contextmanager
@@ -264,8 +267,8 @@ def tracking_server(workdir: Path, s3_endpoint: str):
         server.stop(process)
 
 
-def startup_rss(workdir: Path, tracking_uri: str) -> float:
-    """Peak RSS (MB) of a consumer process from its start until it serves the champion of ``tracking_uri``.
+def startup_rss(workdir: Path, tracking_uri: str) -> MemoryPeak:
+    """Peak memory of a consumer process from its start until it serves the champion of ``tracking_uri``.
 
     Loading the champion is when a consumer's memory peaks; this measures the process with
     MLflow's SQLite store inside it (``MLFLOW_TRACKING_URI=sqlite:///...``, as the tests run
@@ -279,11 +282,14 @@ def startup_rss(workdir: Path, tracking_uri: str) -> float:
     consumer = start_consumer(settings, tracking_uri, log_path)
     try:
         deadline = time.monotonic() + 120
+        memory = MemoryPeak()
         while "serving batch model" not in log_path.read_text():
             if consumer.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the consumer did not load the champion: see {log_path}")
+            memory.sample(consumer.pid)
             time.sleep(0.1)
-        return peak_rss_mb(consumer.pid)
+        memory.sample(consumer.pid)
+        return memory
     finally:
         consumer.terminate()
         consumer.wait(30)
@@ -299,11 +305,38 @@ def start_consumer(settings, tracking_uri: str, log_path: Path, worker_id: str |
     return subprocess.Popen(command, env=env, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
 
 
-def peak_rss_mb(pid: int) -> float:
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmHWM for process {pid}")
+class MemoryPeak:
+    """A process's peak RSS, and the largest anonymous and file-backed parts of it seen.
+
+    The peak is the kernel's own (``VmHWM``); the parts are sampled (``RssAnon``, ``RssFile``)
+    each time :meth:`sample` is called. They are told apart because the file-backed part is
+    clean pages of the libraries' code, and how many of those a process maps depends on the
+    kernel: on this machine's ext4 (Linux 6.18, large folios) ``import pyarrow.parquet``
+    maps 72 MB of them, and 23 MB from a copy of the same files on tmpfs. The anonymous part
+    is what the process allocated, the same on any kernel.
+    """
+
+    def __init__(self) -> None:
+        self.total = self.anonymous = self.files = 0.0
+
+    def sample(self, pid: int) -> None:
+        status = {}
+        for line in open(f"/proc/{pid}/status"):
+            name, _, value = line.partition(":")
+            if name in ("VmHWM", "RssAnon", "RssFile"):
+                status[name] = int(value.split()[0]) / 1024
+        self.total = max(self.total, status["VmHWM"])
+        self.anonymous = max(self.anonymous, status["RssAnon"])
+        self.files = max(self.files, status["RssFile"])
+
+    def merge(self, other: MemoryPeak) -> MemoryPeak:
+        merged = MemoryPeak()
+        merged.total, merged.anonymous, merged.files = (
+            max(self.total, other.total), max(self.anonymous, other.anonymous), max(self.files, other.files))
+        return merged
+
+    def __str__(self) -> str:
+        return f"{self.total:.0f} MB (anonymous {self.anonymous:.0f}, files {self.files:.0f})"
 
 
 def register_champion(model, tracking_uri: str) -> None:
@@ -319,10 +352,10 @@ def register_champion(model, tracking_uri: str) -> None:
 
 
 def bench_workers(records, shards: int, workers: int, workdir: Path, emulator_pid: int,
-                  tracking_uri: str) -> tuple[float, dict[str, float], float]:
+                  tracking_uri: str) -> tuple[float, dict[str, float], MemoryPeak]:
     """Records/s of ``workers`` consumer processes sharing ``shards`` through leases, the
     cores each process used meanwhile (CPU seconds per wall second), and the largest peak
-    RSS (MB) among them: a consumer working through a backlog in full batches.
+    memory among them: a consumer working through a backlog in full batches.
 
     The stream is filled first, so the producer is not what is measured, and the clock runs
     from the moment every worker holds a lease to the moment the last record is checkpointed
@@ -373,15 +406,19 @@ def bench_workers(records, shards: int, workers: int, workdir: Path, emulator_pi
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         own_before = sum(os.times()[:2])
         started = time.perf_counter()
+        memory = {process.pid: MemoryPeak() for process in processes}
         while progress()[0] < len(records):
             if time.monotonic() > deadline + 600:
                 raise RuntimeError(f"the workers did not finish: see {workdir}")
+            for pid, peak in memory.items():
+                peak.sample(pid)
             time.sleep(0.25)
         wall = time.perf_counter() - started
         shares = {name: (cpu_seconds(pid) - cpu_before[name]) / wall for name, pid in pids.items()}
         shares["benchmark"] = (sum(os.times()[:2]) - own_before) / wall
-        rss = max(peak_rss_mb(p.pid) for p in processes)
-        return (len(records) - done_before) / wall, shares, rss
+        for pid, peak in memory.items():
+            peak.sample(pid)
+        return (len(records) - done_before) / wall, shares, functools.reduce(MemoryPeak.merge, memory.values())
     finally:
         for process in processes:
             process.terminate()
@@ -486,10 +523,13 @@ def main(argv: list[str] | None = None) -> int:
               + f" | {sum(shares.values()):.2f} |")
     print(f"\nlatency put -> prediction visible in S3 at 100 records/s over {len(ms):,} records: "
           f"p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {ms[-1]:.0f} ms")
-    print(f"consumer peak RSS (VmHWM): {rss:.0f} MB over the latency run, with the registry behind an MLflow "
-          f"server (as docker-compose, the embedded stack and AWS run it); {in_process_rss:.0f} MB up to serving the "
-          "champion with MLflow's SQLite store in the process (MLFLOW_TRACKING_URI=sqlite:///..., as in the tests); "
-          f"{max(worker_rss.values()):.0f} MB working through a backlog in batches of {group:,} (the workers runs)")
+    print("consumer peak RSS (VmHWM), with the largest anonymous and file-backed parts sampled (RssAnon, RssFile):")
+    print(f"- {rss} over the latency run, with the registry behind an MLflow server (as docker-compose, the "
+          "embedded stack and AWS run it)")
+    print(f"- {in_process_rss} up to serving the champion with MLflow's SQLite store in the process "
+          "(MLFLOW_TRACKING_URI=sqlite:///..., as in the tests)")
+    print(f"- {functools.reduce(MemoryPeak.merge, worker_rss.values())} working through a backlog in batches of "
+          f"{group:,} (the workers runs, 128 stations)")
     print(f"2 workers / 1 worker: {worker_rates[2] / worker_rates[1]:.2f}x")
     return 0
 

@@ -8,8 +8,9 @@ For a batch read from one shard, in sequence order:
 3. predict the whole batch with the batch model in one call (several shards' batches
    together with :func:`process_batches`);
 4. record by record, the station's online model predicts, then learns the true volume,
-   and the served prediction weights both models by their recent errors
-   (:class:`core.ensemble.Combiner`), which then learn this hour's.
+   and the served prediction weights both models by their recent errors and carries part
+   of the last hour's residual (:class:`core.ensemble.Combiner`), which then learns this
+   hour's.
 
 The same inputs and the same starting state always give the same rows and the same end
 state; the consumer's exactly-once guarantees rest on that.
@@ -26,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from core.ensemble import Combiner
-from core.features import StationHistory, to_frame
+from core.features import StationHistory, hour_ordinal, to_frame
 from core.online_model import OnlineModel
 from core.results import result_row
 from core.schema import DecodeError, TrafficRecord, decode
@@ -176,8 +177,9 @@ def _learn(
         state = states[record.station_id]
         actual = float(record.traffic_volume)
         online_prediction = state.online.predict_then_learn(features, actual)
-        served_prediction = state.combiner.predict(batch_prediction, online_prediction)
-        state.combiner.learn(actual, batch_prediction, online_prediction)
+        hour = hour_ordinal(record.local_time)
+        served_prediction = state.combiner.predict(batch_prediction, online_prediction, hour)
+        state.combiner.learn(actual, batch_prediction, online_prediction, hour)
         rows.append(
             result_row(
                 record,

@@ -27,8 +27,7 @@ from core.config import Settings  # noqa: E402
 
 
 def build(settings: Settings, track: bool = True, worker_id: str | None = None) -> Consumer:
-    s3 = aws.client("s3", settings)
-    dynamodb = aws.client("dynamodb", settings)
+    s3, dynamodb = aws.clients(settings, "s3", "dynamodb")
     model_registry.connect(settings)
     champion = model_registry.Champion(settings)
     return Consumer(

@@ -135,7 +135,7 @@ def processor() -> StationBatchProcessor:
     if _processor is None:
         serve_single_threaded()
         settings = Settings.from_env()
-        s3, dynamodb = aws.client("s3", settings), aws.client("dynamodb", settings)
+        s3, dynamodb = aws.clients(settings, "s3", "dynamodb")
         from adapters import model_registry
 
         champion = None

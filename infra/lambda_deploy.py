@@ -48,10 +48,7 @@ class LambdaDeployer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.provisioner = Provisioner(settings)
-        self.iam = aws.client("iam", settings)
-        self.sqs = aws.client("sqs", settings)
-        self.lam = aws.client("lambda", settings)
-        self.kinesis = aws.client("kinesis", settings)
+        self.iam, self.sqs, self.lam, self.kinesis = aws.clients(settings, "iam", "sqs", "lambda", "kinesis")
         self.name = f"{settings.resource_prefix}-consumer-lambda"
 
     def deploy(self, code: dict, memory_mb: int = 1024, timeout_s: int = 120, batch_size: int = 500) -> dict:

@@ -33,11 +33,7 @@ class Provisioner:
 
     def __post_init__(self) -> None:
         s = self.settings
-        self.kinesis = aws.client("kinesis", s)
-        self.s3 = aws.client("s3", s)
-        self.dynamodb = aws.client("dynamodb", s)
-        self.iam = aws.client("iam", s)
-        self.sts = aws.client("sts", s)
+        self.kinesis, self.s3, self.dynamodb, self.iam, self.sts = aws.clients(s, "kinesis", "s3", "dynamodb", "iam", "sts")
 
     def resources(self) -> Resources:
         identity = self.sts.get_caller_identity()

@@ -22,17 +22,21 @@ import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
-from botocore.exceptions import ClientError
+from consumer.allocators import prefer_system_allocator_for_arrow, use_lean_allocators
 
-from adapters import aws
-from adapters.result_store import ResultStore
-from consumer.checkpoints import STATE_PREFIX
-from core.batch_model import serve_single_threaded
-from core.config import Settings
-from core.processing import BatchPredictor, RawRecord, StationState, process_batch
-from core.state_codec import dump_states, load_states
+prefer_system_allocator_for_arrow()  # before pyarrow loads, with pandas below: as the consumer process
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response  # noqa: E402
+from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord  # noqa: E402
+from botocore.exceptions import ClientError  # noqa: E402
+
+from adapters import aws  # noqa: E402
+from adapters.result_store import ResultStore  # noqa: E402
+from consumer.checkpoints import STATE_PREFIX  # noqa: E402
+from core.batch_model import serve_single_threaded  # noqa: E402
+from core.config import Settings  # noqa: E402
+from core.processing import BatchPredictor, RawRecord, StationState, process_batch  # noqa: E402
+from core.state_codec import dump_states, load_states  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +137,7 @@ def processor() -> StationBatchProcessor:
     """Built once per execution environment (cold start), reused by warm invocations."""
     global _processor
     if _processor is None:
+        use_lean_allocators()
         serve_single_threaded()
         settings = Settings.from_env()
         s3, dynamodb = aws.clients(settings, "s3", "dynamodb")

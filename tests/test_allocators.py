@@ -10,18 +10,19 @@ import pytest
 
 from tests.conftest import ROOT
 
-PROBE = "import consumer.__main__, pyarrow; print(pyarrow.default_memory_pool().backend_name)"
+PROBE = "import {module}, pyarrow; print(pyarrow.default_memory_pool().backend_name)"
 
 
-def _backend(**environ: str) -> str:
+def _backend(module: str = "consumer.__main__", **environ: str) -> str:
     env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"} | environ
-    done = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)},
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, "-c", PROBE.format(module=module)], cwd=ROOT,
+                          env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, check=True)
     return done.stdout.strip()
 
 
-def test_the_consumer_entry_point_puts_arrow_on_the_system_allocator():
-    assert _backend() == "system"
+@pytest.mark.parametrize("entry_point", ["consumer.__main__", "consumer.lambda_handler"])
+def test_the_consumer_entry_points_put_arrow_on_the_system_allocator(entry_point):
+    assert _backend(entry_point) == "system"
 
 
 def test_a_pool_chosen_in_the_environment_is_kept():

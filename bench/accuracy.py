@@ -125,7 +125,7 @@ def report(rows: pd.DataFrame, retrains: int, promoted: int) -> str:
         "batch, trained once": rows["once_prediction"].astype(float),
         f"batch, retrained ({promoted}/{retrains} promoted)": batch,
         "online (River)": online,
-        "served (recent-error weights)": rows["served_prediction"].astype(float),
+        "served (weights + residual)": rows["served_prediction"].astype(float),
         f"fixed {PRIOR_BATCH_WEIGHT:g} batch + {1 - PRIOR_BATCH_WEIGHT:g} online": fixed_mean(batch, online),
     }
     segments = {"all hours": np.ones(len(rows), bool), "holiday dates": rows["is_holiday"].to_numpy()}

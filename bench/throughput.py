@@ -17,7 +17,6 @@ Records are synthetic (32 synthetic stations, so partition keys spread over the 
 from __future__ import annotations
 
 import argparse
-import functools
 import gc
 import os
 import statistics
@@ -306,7 +305,7 @@ def start_consumer(settings, tracking_uri: str, log_path: Path, worker_id: str |
 
 
 class MemoryPeak:
-    """A process's peak RSS, and the largest anonymous and file-backed parts of it seen.
+    """Peak RSS, and the largest anonymous and file-backed parts seen, of the processes sampled.
 
     The peak is the kernel's own (``VmHWM``); the parts are sampled (``RssAnon``, ``RssFile``)
     each time :meth:`sample` is called. They are told apart because the file-backed part is
@@ -329,12 +328,6 @@ class MemoryPeak:
         self.anonymous = max(self.anonymous, status["RssAnon"])
         self.files = max(self.files, status["RssFile"])
 
-    def merge(self, other: MemoryPeak) -> MemoryPeak:
-        merged = MemoryPeak()
-        merged.total, merged.anonymous, merged.files = (
-            max(self.total, other.total), max(self.anonymous, other.anonymous), max(self.files, other.files))
-        return merged
-
     def __str__(self) -> str:
         return f"{self.total:.0f} MB (anonymous {self.anonymous:.0f}, files {self.files:.0f})"
 
@@ -352,10 +345,10 @@ def register_champion(model, tracking_uri: str) -> None:
 
 
 def bench_workers(records, shards: int, workers: int, workdir: Path, emulator_pid: int,
-                  tracking_uri: str) -> tuple[float, dict[str, float], MemoryPeak]:
-    """Records/s of ``workers`` consumer processes sharing ``shards`` through leases, the
-    cores each process used meanwhile (CPU seconds per wall second), and the largest peak
-    memory among them: a consumer working through a backlog in full batches.
+                  tracking_uri: str, memory: MemoryPeak) -> tuple[float, dict[str, float]]:
+    """Records/s of ``workers`` consumer processes sharing ``shards`` through leases and the
+    cores each process used meanwhile (CPU seconds per wall second); ``memory`` takes in the
+    largest peaks among them: a consumer working through a backlog in full batches.
 
     The stream is filled first, so the producer is not what is measured, and the clock runs
     from the moment every worker holds a lease to the moment the last record is checkpointed
@@ -406,19 +399,18 @@ def bench_workers(records, shards: int, workers: int, workdir: Path, emulator_pi
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         own_before = sum(os.times()[:2])
         started = time.perf_counter()
-        memory = {process.pid: MemoryPeak() for process in processes}
         while progress()[0] < len(records):
             if time.monotonic() > deadline + 600:
                 raise RuntimeError(f"the workers did not finish: see {workdir}")
-            for pid, peak in memory.items():
-                peak.sample(pid)
+            for process in processes:
+                memory.sample(process.pid)
             time.sleep(0.25)
         wall = time.perf_counter() - started
         shares = {name: (cpu_seconds(pid) - cpu_before[name]) / wall for name, pid in pids.items()}
         shares["benchmark"] = (sum(os.times()[:2]) - own_before) / wall
-        for pid, peak in memory.items():
-            peak.sample(pid)
-        return (len(records) - done_before) / wall, shares, functools.reduce(MemoryPeak.merge, memory.values())
+        for process in processes:
+            memory.sample(process.pid)
+        return (len(records) - done_before) / wall, shares
     finally:
         for process in processes:
             process.terminate()
@@ -492,13 +484,13 @@ def main(argv: list[str] | None = None) -> int:
                 lines.append(f"| producer (PutRecords) | {shards} | {size:,} | {producer_rate:,.0f} |")
                 lines.append(f"| consumer end to end (moto) | {shards} | {size:,} | {consumer_rate:,.0f} |")
                 print("\n".join(lines[-2:]), flush=True)
-        worker_rates, worker_cpu, worker_rss = {}, {}, {}
+        worker_rates, worker_cpu, worker_memory = {}, {}, MemoryPeak()
         # 128 stations: Kinesis hashes partition keys to shards, and 32 keys land 2/9/10/11 on
         # 4 shards, so two workers would split the work 13/19 at best, whatever the leases do.
         spread = synthetic(args.workers_records, stations=128)
         for workers in (1, 2):
-            worker_rates[workers], worker_cpu[workers], worker_rss[workers] = bench_workers(
-                spread, 4, workers, workdir, emulator.pid, tracking_uri)
+            worker_rates[workers], worker_cpu[workers] = bench_workers(
+                spread, 4, workers, workdir, emulator.pid, tracking_uri, worker_memory)
             lines.append(f"| consumer processes sharing 4 shards by lease (128 stations) | {workers} worker(s) | "
                          f"{args.workers_records:,} | {worker_rates[workers]:,.0f} |")
             print(lines[-1], flush=True)
@@ -528,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
           "embedded stack and AWS run it)")
     print(f"- {in_process_rss} up to serving the champion with MLflow's SQLite store in the process "
           "(MLFLOW_TRACKING_URI=sqlite:///..., as in the tests)")
-    print(f"- {functools.reduce(MemoryPeak.merge, worker_rss.values())} working through a backlog in batches of "
+    print(f"- {worker_memory} working through a backlog in batches of "
           f"{group:,} (the workers runs, 128 stations)")
     print(f"2 workers / 1 worker: {worker_rates[2] / worker_rates[1]:.2f}x")
     return 0

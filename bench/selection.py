@@ -62,8 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         b = None if np.isnan(batch[i]) else float(batch[i])
         online_pred[i] = online.predict_then_learn(features, y[i])
         hour = hour_ordinal(kept[i].local_time)
-        served[i] = combiner.predict(b, online_pred[i], hour)
-        combiner.learn(y[i], b, online_pred[i], hour)
+        served[i] = combiner.predict_then_learn(y[i], b, online_pred[i], hour)
 
     period = (times >= start) & (times < end)
     print(f"{args.start} .. {args.end}: {int(period.sum()):,} hours, batch refitted every {args.retrain_every_days:g} days, "

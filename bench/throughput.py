@@ -122,8 +122,7 @@ def bench_stages(records, model, call_sizes: list[int]) -> dict[str, float]:
         for record, features in zip(decoded, rows):
             combiner = combiners.setdefault(record.station_id, Combiner())
             hour = hour_ordinal(record.local_time)
-            combiner.predict(1.0, 2.0, hour)
-            combiner.learn(float(record.traffic_volume), 1.0, 2.0, hour)
+            combiner.predict_then_learn(float(record.traffic_volume), 1.0, 2.0, hour)
 
     timed("served combination (recent-error weights, residual carried)", serve)
     timed("result rows", lambda: [result_row(r, batch_prediction=1.0, online_prediction=1.0, served_prediction=1.0,

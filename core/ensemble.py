@@ -125,13 +125,25 @@ class Combiner:
 
     def predict(self, batch: float | None, online: float, hour: int) -> float:
         """The served prediction for ``hour``."""
-        served = self.weighted(batch, online)
-        if self.residual is not None and self.residual_hour == hour - 1:
-            served += self.residual_share() * self.residual
-        return served
+        return self._carried(self.weighted(batch, online), hour)
 
     def learn(self, actual: float, batch: float | None, online: float, hour: int) -> None:
-        residual = actual - self.weighted(batch, online)  # with the weights it was predicted with
+        self._learn(actual, self.weighted(batch, online), batch, online, hour)
+
+    def predict_then_learn(self, actual: float, batch: float | None, online: float, hour: int) -> float:
+        """:meth:`predict`, then :meth:`learn` with ``actual``: one weighting serves both."""
+        weighted = self.weighted(batch, online)
+        served = self._carried(weighted, hour)
+        self._learn(actual, weighted, batch, online, hour)
+        return served
+
+    def _carried(self, weighted: float, hour: int) -> float:
+        if self.residual is not None and self.residual_hour == hour - 1:
+            return weighted + self.residual_share() * self.residual
+        return weighted
+
+    def _learn(self, actual: float, weighted: float, batch: float | None, online: float, hour: int) -> None:
+        residual = actual - weighted  # with the weights it was predicted with
         if self.residual is not None and self.residual_hour == hour - 1:
             self.residual_lagged = _smoothed(self.residual_lagged, residual * self.residual, RESIDUAL_ALPHA)
             self.residual_square = _smoothed(self.residual_square, self.residual * self.residual, RESIDUAL_ALPHA)

@@ -178,8 +178,7 @@ def _learn(
         actual = float(record.traffic_volume)
         online_prediction = state.online.predict_then_learn(features, actual)
         hour = hour_ordinal(record.local_time)
-        served_prediction = state.combiner.predict(batch_prediction, online_prediction, hour)
-        state.combiner.learn(actual, batch_prediction, online_prediction, hour)
+        served_prediction = state.combiner.predict_then_learn(actual, batch_prediction, online_prediction, hour)
         rows.append(
             result_row(
                 record,

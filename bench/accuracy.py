@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from bench.machine import describe
-from core.config import ENVIRONMENT
+from core.config import ENVIRONMENT, Settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         emulator.terminate()
     print(describe())
     print(f"replayed {args.start} .. {args.end} through producer -> Kinesis (moto) -> consumer -> S3 in {seconds:.0f} s, "
-          f"retraining every {args.retrain_every_days:g} event-days\n")
+          f"retraining every {args.retrain_every_days:g} event-days, batch model of 2 × {Settings.from_env().batch_trees:,} trees\n")
     print(table)
     return 0
 

@@ -25,7 +25,7 @@ import numpy as np
 
 def main(argv: list[str] | None = None) -> int:
     from core import dataset
-    from core.batch_model import build_pipeline, score
+    from core.batch_model import build_pipeline, score, sized
     from core.config import ENVIRONMENT, Settings
     from core.ensemble import Combiner
     from core.features import hour_ordinal, stream_features, to_frame
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         until = min(cutoff + span, end)
         window = (times >= cutoff) & (times < until)
         if window.any():
-            model = build_pipeline().fit(X[times < cutoff], y[times < cutoff])
+            model = build_pipeline(**sized(settings.batch_trees)).fit(X[times < cutoff], y[times < cutoff])
             batch[window] = model.predict(X[window])
         cutoff = until
 
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
     period = (times >= start) & (times < end)
     print(f"{args.start} .. {args.end}: {int(period.sum()):,} hours, batch refitted every {args.retrain_every_days:g} days, "
-          f"{time.monotonic() - began:.0f} s\n")
+          f"{settings.batch_trees:,} trees per member, {time.monotonic() - began:.0f} s\n")
     print("| model | MAE | RMSE | R² |\n|---|---:|---:|---:|")
     for name, prediction in (("batch", batch), ("online", online_pred), ("served", served)):
         s = score(y[period], prediction[period])

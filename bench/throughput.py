@@ -54,8 +54,9 @@ def synthetic(total: int, stations: int = 32):
     return syn.many_stations(base, stations)[:total]
 
 
-def fitted_model():
-    """The batch model with the served hyperparameters (2 × 1,000 trees), fitted on synthetic history.
+def fitted_model(trees: int):
+    """The batch model with the served hyperparameters (``TRAFFIC_BATCH_TREES`` trees per
+    member), fitted on synthetic history.
 
     What it predicts is not measured here, but its size is: prediction cost grows with the
     number of trees.
@@ -63,7 +64,7 @@ def fitted_model():
     from core import batch_model, features
 
     X, y, _ = features.training_frame(synthetic(20000, stations=4))
-    return batch_model.build_pipeline().fit(X, y)
+    return batch_model.build_pipeline(**batch_model.sized(trees)).fit(X, y)
 
 
 def bench_core(records, model, group: int) -> float:
@@ -79,7 +80,7 @@ def bench_core(records, model, group: int) -> float:
     return len(raws) / (time.perf_counter() - started)
 
 
-def bench_stages(records, model, call_sizes: list[int]) -> dict[str, float]:
+def bench_stages(records, model, call_sizes: list[int], trees: int) -> dict[str, float]:
     """Microseconds per record of each stage of the core, each timed on its own."""
     from core.ensemble import Combiner
     from core.features import StationHistory, hour_ordinal, to_frame
@@ -110,7 +111,7 @@ def bench_stages(records, model, call_sizes: list[int]) -> dict[str, float]:
 
     rows = timed("features (lag history)", featurize)
     for n in call_sizes:
-        timed(f"batch model (2 × 1,000 trees, {n:,}-row calls)",
+        timed(f"batch model (2 × {trees:,} trees, {n:,}-row calls)",
               lambda n=n: [model.predict(to_frame(rows[i : i + n])) for i in range(0, len(rows), n)])
     models: dict[str, OnlineModel] = {}
     timed("online model predict + learn (River)",
@@ -444,19 +445,19 @@ def main(argv: list[str] | None = None) -> int:
     from core.config import Settings
 
     # The consumer processes groups of up to TRAFFIC_BATCH_SIZE records in one call.
-    group = Settings.from_env().batch_size
+    group, trees = Settings.from_env().batch_size, Settings.from_env().batch_trees
 
     serve_single_threaded()  # as the consumer process does
     lines = []
     stack = ExitStack()
     try:
         records = synthetic(max(sizes))
-        model = fitted_model()
+        model = fitted_model(trees)
         # The benchmark's own 200,000 records are long-lived: keep the garbage collector from
         # walking them during the timings (a full collection cost 0.7 s inside one stage).
         gc.collect()
         gc.freeze()
-        stages = bench_stages(records[: min(sizes)], model, call_sizes)
+        stages = bench_stages(records[: min(sizes)], model, call_sizes, trees)
         print("\n".join(f"{name}: {us:.1f} us/record" for name, us in stages.items()), flush=True)
         lines.append("| stage | shards | records | records/s |")
         lines.append("|---|---:|---:|---:|")

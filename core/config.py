@@ -37,6 +37,7 @@ ENVIRONMENT = {
     "TRAFFIC_HOLDOUT_DAYS": "7",
     "TRAFFIC_PROMOTION_TOLERANCE": "0.05",
     "TRAFFIC_BATCH_SIZE": "2000",
+    "TRAFFIC_BATCH_TREES": "1000",
     "TRAFFIC_POLL_SECONDS": "0.2",
     "TRAFFIC_CHAMPION_REFRESH_SECONDS": "10",
     "TRAFFIC_LEASE_SECONDS": "10",
@@ -67,6 +68,8 @@ class Settings:
     #: A retrained model is promoted unless its holdout MAE exceeds the champion's by more than this fraction.
     promotion_tolerance: float
     batch_size: int
+    #: Trees in each member of the batch model (:func:`core.batch_model.sized`): accuracy against speed.
+    batch_trees: int
     poll_seconds: float
     champion_refresh_seconds: float
     lease_seconds: float
@@ -102,6 +105,7 @@ class Settings:
             holdout_days=float(get("TRAFFIC_HOLDOUT_DAYS")),
             promotion_tolerance=float(get("TRAFFIC_PROMOTION_TOLERANCE")),
             batch_size=int(get("TRAFFIC_BATCH_SIZE")),
+            batch_trees=int(get("TRAFFIC_BATCH_TREES")),
             poll_seconds=float(get("TRAFFIC_POLL_SECONDS")),
             champion_refresh_seconds=float(get("TRAFFIC_CHAMPION_REFRESH_SECONDS")),
             lease_seconds=float(get("TRAFFIC_LEASE_SECONDS")),
@@ -112,6 +116,8 @@ class Settings:
         )
 
     def __post_init__(self) -> None:
+        if self.batch_trees < 1:
+            raise ValueError(f"TRAFFIC_BATCH_TREES must be at least 1, not {self.batch_trees}")
         if self.holdout_days > self.retrain_every_days:
             # The champion was fitted on everything up to the previous retrain: a longer
             # holdout would score it on hours it has seen, and the candidate would lose.

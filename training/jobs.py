@@ -17,7 +17,7 @@ import pandas as pd
 
 from adapters import model_registry
 from adapters.result_store import ResultStore
-from core import dataset
+from core import batch_model, dataset
 from core.config import Settings
 from core.processing import RawRecord, StationState, process_batch
 from core.results import result_row
@@ -43,7 +43,8 @@ def train_initial(
     records = [r for r in records if r.local_time < train_end]
     if not records:
         raise ValueError(f"no records before {train_end:%Y-%m-%d}")
-    result = fitting.fit(fitting.Dataset.from_records(records), train_end, settings.holdout_days)
+    result = fitting.fit(fitting.Dataset.from_records(records), train_end, settings.holdout_days,
+                         **batch_model.sized(settings.batch_trees))
     model_registry.connect(settings)
     version = _register(settings, result, "initial", fitting.Dataset.from_records(records[-500:]).X)
     model_registry.promote(settings, version)
@@ -131,7 +132,8 @@ class Retrainer:
 
     def retrain(self, cutoff: datetime) -> RetrainOutcome:
         data = fitting.Dataset.from_records(self.corpus.records())
-        result = fitting.fit(data, cutoff, self.settings.holdout_days, refit=False)
+        result = fitting.fit(data, cutoff, self.settings.holdout_days, refit=False,
+                             **batch_model.sized(self.settings.batch_trees))
         current = model_registry.champion_version(self.settings)
         champion_model = model_registry.load_version(self.settings, current[0])
         champion = fitting.evaluate(champion_model, data, result.holdout_start, cutoff)

@@ -10,6 +10,7 @@ from mlflow.tracking import MlflowClient
 
 from adapters import model_registry
 from consumer.streaming_run import StreamingRun
+from core import batch_model
 from infra.provision import Provisioner
 from training import fit as fitting
 from training.jobs import Retrainer, train_initial
@@ -34,6 +35,9 @@ def test_initial_training_registers_a_champion_with_signature_and_metrics(traine
     run = MlflowClient().get_run(mv.run_id)
     assert {"holdout_mae", "holdout_rmse", "holdout_r2"} <= set(run.data.metrics)
     assert run.data.params["train_end"] == TRAIN_END.isoformat()
+    # The configured size (the tests' own, smaller than the product's), at the learning rate that goes with it.
+    assert run.data.params["model.max_iter"] == str(settings.batch_trees)
+    assert float(run.data.params["model.learning_rate"]) == pytest.approx(75.0 / settings.batch_trees)
     info = mlflow.models.get_model_info(f"models:/{settings.model_name}/{version}")
     assert info.signature is not None and "lag_24h" in info.signature.inputs.input_names()
     assert helpers.store(settings).read_seed() is not None  # the online model starts warm
@@ -49,7 +53,8 @@ def test_consumer_switches_to_a_new_champion_without_restart(trained, synthetic_
 
     # A better model appears: register it and move the alias, as retraining does.
     data = fitting.Dataset.from_records(records[:300])
-    model = fitting.fit(fitting.Dataset.from_records(synthetic_records), records[300].local_time, 3).model
+    model = fitting.fit(fitting.Dataset.from_records(synthetic_records), records[300].local_time, 3,
+                        **batch_model.sized(settings.batch_trees)).model
     v2 = model_registry.log_and_register(settings, model, data.X.head(50), {}, {}, {"kind": "test"}, "test-v2")
     model_registry.promote(settings, v2)
 

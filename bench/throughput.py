@@ -445,7 +445,8 @@ def main(argv: list[str] | None = None) -> int:
     from core.config import Settings
 
     # The consumer processes groups of up to TRAFFIC_BATCH_SIZE records in one call.
-    group, trees = Settings.from_env().batch_size, Settings.from_env().batch_trees
+    settings = Settings.from_env()
+    group, trees = settings.batch_size, settings.batch_trees
 
     serve_single_threaded()  # as the consumer process does
     lines = []

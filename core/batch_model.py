@@ -73,8 +73,9 @@ DEFAULT_PARAMS = {
 }
 #: One member per loss; their predictions are averaged with equal weights.
 LOSSES = ("absolute_error", "squared_error")
-#: Learning rate × trees per member, held when the number of trees changes (1,000 at 0.075).
-LEARNING_BUDGET = 75.0
+#: Learning rate × trees per member, held when the number of trees changes: the defaults'
+#: (1,000 at 0.075), so that :func:`sized` of the default size gives the defaults back.
+LEARNING_BUDGET = DEFAULT_PARAMS["learning_rate"] * DEFAULT_PARAMS["max_iter"]
 
 
 def sized(trees: int) -> dict[str, object]:

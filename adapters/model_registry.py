@@ -33,6 +33,7 @@ SKOPS_TRUSTED_TYPES = [
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.utils.validation.check_array",
     "sklearn.utils._bunch.Bunch",  # VotingRegressor.named_estimators_
+    "core.batch_model.LastHourResidual",
 ]
 
 

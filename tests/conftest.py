@@ -81,7 +81,7 @@ def settings(aws_env, tmp_path, monkeypatch, synthetic_csv) -> Settings:
         "TRAFFIC_RESOURCE_PREFIX": f"ts-{suffix}",
         "TRAFFIC_CHAMPION_REFRESH_SECONDS": "0.5",
         "TRAFFIC_POLL_SECONDS": "0.05",
-        # What the tests check does not depend on the model's size, and fitting 2 × 1,000
+        # What the tests check does not depend on the model's size, and fitting 2 × 500
         # trees at every training and retraining would dominate the suite's time.
         "TRAFFIC_BATCH_TREES": "100",
         "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",

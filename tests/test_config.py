@@ -13,7 +13,7 @@ def test_a_holdout_longer_than_the_retraining_cadence_is_refused_with_the_reason
 
 
 def test_the_batch_model_size_is_configured_and_a_treeless_model_refused():
-    assert Settings.from_env({}).batch_trees == 1000
+    assert Settings.from_env({}).batch_trees == 500
     assert Settings.from_env({"TRAFFIC_BATCH_TREES": "250"}).batch_trees == 250
     with pytest.raises(ValueError, match="TRAFFIC_BATCH_TREES must be at least 1, not 0"):
         Settings.from_env({"TRAFFIC_BATCH_TREES": "0"})

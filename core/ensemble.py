@@ -21,7 +21,7 @@ batch alone on holidays (the rule until the
 online model treated day-off holidays as
 Sundays)
 with the features of the online model now     160.6
-(:data:`core.features.ONLINE_ONLY_FEATURES`),
+(:mod:`core.features`),
 batch alone on holidays
 the same weights on holidays too              160.1
 ... plus the last hour's residual times its   158.1

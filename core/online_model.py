@@ -17,7 +17,7 @@ first version                                                   217.9
 absolute loss, slope on last week's hour                        193.0
 absolute loss, slope on the four-week mean                      190.2
 ... with a skipped last hour estimated, day-off holidays as     177.4
-Sundays (:data:`core.features.ONLINE_ONLY_FEATURES`)
+Sundays (:mod:`core.features`)
 squared loss alone                                              180.7
 **mean of the absolute and squared loss models**                174.8
 =============================================================  =====

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     from core.batch_model import build_pipeline, score, sized
     from core.config import ENVIRONMENT, Settings
     from core.ensemble import Combiner
-    from core.features import hour_ordinal, stream_features, to_frame
+    from core.features import stream_features, to_frame
     from core.online_model import OnlineModel
 
     parser = argparse.ArgumentParser(prog="python -m bench.selection", description=__doc__.splitlines()[0])
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     for i, features in enumerate(rows):
         b = None if np.isnan(batch[i]) else float(batch[i])
         online_pred[i] = online.predict_then_learn(features, y[i])
-        hour = hour_ordinal(kept[i].local_time)
+        hour = kept[i].wall_clock_hour
         served[i] = combiner.predict_then_learn(y[i], b, online_pred[i], hour)
 
     period = (times >= start) & (times < end)

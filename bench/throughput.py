@@ -83,7 +83,7 @@ def bench_core(records, model, group: int) -> float:
 def bench_stages(records, model, call_sizes: list[int], trees: int) -> dict[str, float]:
     """Microseconds per record of each stage of the core, each timed on its own."""
     from core.ensemble import Combiner
-    from core.features import StationHistory, hour_ordinal, to_frame
+    from core.features import StationHistory, to_frame
     from core.online_model import OnlineModel
     from core.results import result_row
     from core.schema import decode, encode
@@ -122,8 +122,7 @@ def bench_stages(records, model, call_sizes: list[int], trees: int) -> dict[str,
     def serve():
         for record, features in zip(decoded, rows):
             combiner = combiners.setdefault(record.station_id, Combiner())
-            hour = hour_ordinal(record.local_time)
-            combiner.predict_then_learn(float(record.traffic_volume), 1.0, 2.0, hour)
+            combiner.predict_then_learn(float(record.traffic_volume), 1.0, 2.0, record.wall_clock_hour)
 
     timed("served combination (recent-error weights, residual carried)", serve)
     timed("result rows", lambda: [result_row(r, batch_prediction=1.0, online_prediction=1.0, served_prediction=1.0,

@@ -90,7 +90,7 @@ MAX_RESIDUAL_SHARE = 0.5
 class Combiner:
     """Per-station weighting of the two models, learned on the stream (predict, then learn).
 
-    ``hour`` is the record's hour (:func:`core.features.hour_ordinal`): the last residual is
+    ``hour`` is the record's hour (:attr:`core.schema.TrafficRecord.wall_clock_hour`): the last residual is
     carried only into the hour right after it.
     """
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterable, Iterator
-from datetime import date, datetime
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -107,13 +107,7 @@ MAX_PLAUSIBLE_MM_PER_HOUR = 300.0
 #: than this and unseen; older ones cannot be told from duplicates and are refused.
 RETAIN_HOURS = 720
 NAN = math.nan
-_EPOCH = datetime(1970, 1, 1)
-_EPOCH_DATE = _EPOCH.date()
-
-
-def hour_ordinal(local_time: datetime) -> int:
-    """Whole hours since 1970 on the station's wall clock (lags are by wall-clock hour)."""
-    return int((local_time - _EPOCH).total_seconds() // 3600)
+_EPOCH_DATE = date(1970, 1, 1)
 
 
 def clean_weather(record: TrafficRecord) -> dict[str, float]:
@@ -144,7 +138,7 @@ class StationHistory:
 
     def admit(self, record: TrafficRecord) -> None:
         """Refuse a record already processed, or too old to tell; accept a late but new one."""
-        hour = hour_ordinal(record.local_time)
+        hour = record.wall_clock_hour
         if hour in self.volumes:
             raise DecodeError("duplicate_event", f"{record.event_id} was already processed")
         if self.last_hour is not None and hour <= self.last_hour - RETAIN_HOURS:
@@ -155,7 +149,7 @@ class StationHistory:
 
     def features(self, record: TrafficRecord) -> dict[str, float]:
         local = record.local_time
-        hour = hour_ordinal(local)
+        hour = record.wall_clock_hour
         get = self.volumes.get
         recent = [v for v in map(get, range(hour - 24, hour)) if v is not None]
         v1, v24, v25, v168, v169 = get(hour - 1), get(hour - 24), get(hour - 25), get(hour - 168), get(hour - 169)
@@ -223,7 +217,7 @@ class StationHistory:
 
     def observe(self, record: TrafficRecord) -> None:
         local = record.local_time
-        hour = hour_ordinal(local)
+        hour = record.wall_clock_hour
         if hour not in self.volumes:
             self.hours.append(hour)
         self.volumes[hour] = record.traffic_volume

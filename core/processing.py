@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from core.ensemble import Combiner
-from core.features import StationHistory, hour_ordinal, to_frame
+from core.features import StationHistory, to_frame
 from core.online_model import OnlineModel
 from core.results import result_row
 from core.schema import DecodeError, TrafficRecord, decode
@@ -178,8 +178,9 @@ def _learn(
         state = states[record.station_id]
         actual = float(record.traffic_volume)
         online_prediction = state.online.predict_then_learn(features, actual)
-        hour = hour_ordinal(record.local_time)
-        served_prediction = state.combiner.predict_then_learn(actual, batch_prediction, online_prediction, hour)
+        served_prediction = state.combiner.predict_then_learn(
+            actual, batch_prediction, online_prediction, record.wall_clock_hour
+        )
         rows.append(
             result_row(
                 record,

@@ -39,6 +39,7 @@ STATION_TZ = ZoneInfo("America/Chicago")
 MAX_RECORD_BYTES = 16 * 1024
 #: Highest hourly volume that is physically plausible on this road (the data peaks at 7,280).
 MAX_TRAFFIC_VOLUME = 20_000
+_EPOCH = datetime(1970, 1, 1)
 
 REASONS = (
     "oversized",
@@ -131,6 +132,18 @@ class TrafficRecord(BaseModel):
         """
         return self.event_time.astimezone(STATION_TZ).replace(tzinfo=None)
 
+    @cached_property
+    def wall_clock_hour(self) -> int:
+        """:func:`hour_ordinal` of :attr:`local_time`: the key of the record's hour in its
+        station's history. Cached: admission, features, history and the served weighting
+        all ask for it."""
+        return hour_ordinal(self.local_time)
+
+
+def hour_ordinal(local_time: datetime) -> int:
+    """Whole hours since 1970 on the station's wall clock (lags are by wall-clock hour)."""
+    return int((local_time - _EPOCH).total_seconds() // 3600)
+
 
 def event_id_for(station_id: str, event_time: datetime) -> str:
     """The deterministic id of a station's hour: the same hour always gets the same id.
@@ -139,7 +152,11 @@ def event_id_for(station_id: str, event_time: datetime) -> str:
     daylight-saving fall-back hour is one hour with duplicated rows, not two hours).
     """
     local = event_time.astimezone(STATION_TZ) if event_time.tzinfo else event_time
-    return f"{station_id}-{local:%Y%m%dT%H}"
+    return _event_id(station_id, local)
+
+
+def _event_id(station_id: str, local_time: datetime) -> str:
+    return f"{station_id}-{local_time:%Y%m%dT%H}"
 
 
 def encode(record: TrafficRecord) -> bytes:
@@ -158,7 +175,8 @@ def decode(data: bytes) -> TrafficRecord:
         record = TrafficRecord.model_validate_json(text)
     except ValidationError as exc:
         raise _classify(text, exc) from None
-    expected = event_id_for(record.station_id, record.event_time)
+    # From the cached local time, which the features need anyway: one time-zone conversion a record.
+    expected = _event_id(record.station_id, record.local_time)
     if record.event_id != expected:
         raise DecodeError("event_id_mismatch", f"event_id {record.event_id!r} should be {expected!r}")
     return record

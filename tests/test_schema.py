@@ -37,6 +37,19 @@ def test_event_id_is_deterministic_and_ignores_the_offset_form():
     assert a == b == "301-20170601T08"
 
 
+def test_the_hour_key_follows_the_wall_clock_across_daylight_saving():
+    """The fall-back hour (01:00 twice on 2017-11-05) is one key, as it is one id; the next
+    wall-clock hour is the next key, though two instants later."""
+    first = decode(json.dumps(good(event_time="2017-11-05T01:00:00-05:00", event_id="301-20171105T01")).encode())
+    second = decode(json.dumps(good(event_time="2017-11-05T01:00:00-06:00", event_id="301-20171105T01")).encode())
+    after = decode(json.dumps(good(event_time="2017-11-05T02:00:00-06:00", event_id="301-20171105T02")).encode())
+    assert first.wall_clock_hour == second.wall_clock_hour == after.wall_clock_hour - 1
+    assert first.local_time == second.local_time == datetime(2017, 11, 5, 1)
+    # The offset is checked against the id through the same wall clock: an hour off is refused.
+    assert reason_of(json.dumps(good(event_time="2017-11-05T02:00:00-05:00", event_id="301-20171105T02")).encode()) \
+        == "event_id_mismatch"
+
+
 @pytest.mark.parametrize(
     ("data", "reason"),
     [

@@ -19,7 +19,7 @@ SERVICES = COMPOSE["services"]
 OURS = {name: s for name, s in SERVICES.items() if "build" in s}
 #: Variables read by boto3/botocore or MLflow themselves (the standard chain), not by our config.
 STANDARD = {"AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_REGION",
-            "MLFLOW_TRACKING_URI", "MLFLOW_S3_ENDPOINT_URL"}
+            "MLFLOW_TRACKING_URI", "MLFLOW_S3_ENDPOINT_URL", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"}
 
 
 def test_the_topology_is_complete():
@@ -51,6 +51,14 @@ def test_python_commands_exist_and_parse(name):
     module.build_parser().parse_args(command[3:])  # exits (fails the test) on an unknown command or option
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert f"COPY {command[2]} ./{command[2]}" in dockerfile
+
+
+def test_the_mlflow_server_runs_as_the_embedded_one_does():
+    """docker-compose's server and infra.tracking_server's run with the same settings of MLflow's own."""
+    from infra.tracking_server import SERVER_ENVIRONMENT
+
+    environment = SERVICES["mlflow"]["environment"]
+    assert {name: str(environment.get(name)).lower() for name in SERVER_ENVIRONMENT} == SERVER_ENVIRONMENT
 
 
 def test_the_mlflow_server_accepts_every_option():

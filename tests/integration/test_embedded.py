@@ -42,6 +42,9 @@ def test_up_serves_aws_and_the_registry_over_http_and_down_stops_both(tmp_path, 
     try:
         assert "already running" in _emulator("up", env, *ports)  # a second `up` starts nothing
         assert [int((home / name).read_text()) for name in ("emulator.pid", "tracking.pid")] == pids
+        # The server and its one HTTP worker, without MLflow's GenAI job queue (10 processes with it).
+        server = subprocess.run(["ps", "-o", "args=", "--sid", str(pids[1])], capture_output=True, text=True).stdout
+        assert len(server.splitlines()) == 2 and "huey" not in server and "_job_runner" not in server, server
 
         # What `make demo` sets: every component reaches MLflow over HTTP, AWS on moto.
         embedded = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "embedded",

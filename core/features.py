@@ -30,7 +30,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from core.schema import DecodeError, TrafficRecord
+from core.schema import EPOCH, DecodeError, TrafficRecord
 
 NUMERIC_FEATURES = (
     "hour",
@@ -107,7 +107,8 @@ MAX_PLAUSIBLE_MM_PER_HOUR = 300.0
 #: than this and unseen; older ones cannot be told from duplicates and are refused.
 RETAIN_HOURS = 720
 NAN = math.nan
-_EPOCH_DATE = date(1970, 1, 1)
+#: Day keys: a holiday date's day number equals ``wall_clock_hour // 24`` of its hours.
+_EPOCH_DATE = EPOCH.date()
 
 
 def clean_weather(record: TrafficRecord) -> dict[str, float]:

@@ -39,7 +39,8 @@ STATION_TZ = ZoneInfo("America/Chicago")
 MAX_RECORD_BYTES = 16 * 1024
 #: Highest hourly volume that is physically plausible on this road (the data peaks at 7,280).
 MAX_TRAFFIC_VOLUME = 20_000
-_EPOCH = datetime(1970, 1, 1)
+#: Hour and day keys count from here on the station's wall clock (naive local time).
+EPOCH = datetime(1970, 1, 1)
 
 REASONS = (
     "oversized",
@@ -134,15 +135,10 @@ class TrafficRecord(BaseModel):
 
     @cached_property
     def wall_clock_hour(self) -> int:
-        """:func:`hour_ordinal` of :attr:`local_time`: the key of the record's hour in its
-        station's history. Cached: admission, features, history and the served weighting
-        all ask for it."""
-        return hour_ordinal(self.local_time)
-
-
-def hour_ordinal(local_time: datetime) -> int:
-    """Whole hours since 1970 on the station's wall clock (lags are by wall-clock hour)."""
-    return int((local_time - _EPOCH).total_seconds() // 3600)
+        """Whole hours from :data:`EPOCH` to :attr:`local_time`: the key of the record's hour
+        in its station's history (lags are by wall-clock hour). Cached: admission, features,
+        history and the served weighting all ask for it."""
+        return int((self.local_time - EPOCH).total_seconds() // 3600)
 
 
 def event_id_for(station_id: str, event_time: datetime) -> str:
@@ -152,11 +148,7 @@ def event_id_for(station_id: str, event_time: datetime) -> str:
     daylight-saving fall-back hour is one hour with duplicated rows, not two hours).
     """
     local = event_time.astimezone(STATION_TZ) if event_time.tzinfo else event_time
-    return _event_id(station_id, local)
-
-
-def _event_id(station_id: str, local_time: datetime) -> str:
-    return f"{station_id}-{local_time:%Y%m%dT%H}"
+    return f"{station_id}-{local:%Y%m%dT%H}"
 
 
 def encode(record: TrafficRecord) -> bytes:
@@ -176,7 +168,7 @@ def decode(data: bytes) -> TrafficRecord:
     except ValidationError as exc:
         raise _classify(text, exc) from None
     # From the cached local time, which the features need anyway: one time-zone conversion a record.
-    expected = _event_id(record.station_id, record.local_time)
+    expected = event_id_for(record.station_id, record.local_time)
     if record.event_id != expected:
         raise DecodeError("event_id_mismatch", f"event_id {record.event_id!r} should be {expected!r}")
     return record

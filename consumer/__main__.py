@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@aws.stops_on_permanent("consumer")
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -71,14 +71,20 @@ class StationStore:
         if version:
             values[":v"] = {"N": str(version)}
         try:
-            self.dynamodb.update_item(
+            replaced = self.dynamodb.update_item(
                 TableName=self.table, Key=self._key(station_id), ConditionExpression=condition,
-                UpdateExpression="SET version = :n, state_key = :k, last_sequence = :s", ExpressionAttributeValues=values)
+                UpdateExpression="SET version = :n, state_key = :k, last_sequence = :s", ExpressionAttributeValues=values,
+                ReturnValues="UPDATED_OLD").get("Attributes", {}).get("state_key", {}).get("S")
         except ClientError as exc:
             self.s3.delete_object(Bucket=self.bucket, Key=key)
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 raise StationCommitConflict(f"station {station_id} moved past version {version}") from None
             raise
+        if replaced:  # no pointer leads to it any more: without this, every invocation left one behind
+            try:
+                self.s3.delete_object(Bucket=self.bucket, Key=replaced)
+            except ClientError as exc:  # an orphan costs storage, never a result
+                log.warning("station %s: could not delete the replaced state %s: %s", station_id, replaced, exc)
 
 
 class StationBatchProcessor(BatchProcessor):

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 from botocore.exceptions import ClientError
 
+from adapters import aws
 from adapters.model_registry import Champion
 from adapters.result_store import ResultStore
 from consumer.checkpoints import Checkpoint, CheckpointStore
@@ -105,6 +106,8 @@ class Consumer:
         # Network calls that wait beside the CPU work: reading the next batch ahead, the
         # checkpoint's pending mark, the state upload, the deletion of replaced states.
         self._io: ThreadPoolExecutor | None = None
+        #: A permanent error met in the background (deleting a replaced state): ends the loop.
+        self._fatal: Exception | None = None
 
     def seed(self) -> bytes:
         """Where a shard without a checkpoint starts: the state training left, if any."""
@@ -192,6 +195,8 @@ class Consumer:
 
     def poll(self) -> int:
         """Read one batch from every shard that is ready; returns how many records were handled."""
+        if self._fatal is not None:
+            raise self._fatal
         if time.monotonic() - self._discovered_at >= DISCOVERY_SECONDS:
             self.discover()
         if self.leases is not None and self.leases.due():
@@ -294,6 +299,8 @@ class Consumer:
                 self._on_error(cursor, exc)
 
     def _on_error(self, cursor: ShardCursor, exc: Exception) -> None:
+        if aws.permanent(exc) is not None:
+            raise exc  # denied, bad credentials, a missing resource: no retry can cure it
         if isinstance(exc, LeaseLost):
             log.warning("shard %s: %s; leaving it to its new holder", cursor.shard_id, exc)
             if self.cursors.get(cursor.shard_id) is cursor:  # not a cursor reopened since
@@ -318,6 +325,9 @@ class Consumer:
         try:
             self.checkpoints.discard_state(state_key)
         except Exception as exc:  # an orphan object costs storage, never a result: log and go on
+            if aws.permanent(exc) is not None:
+                self._fatal = exc
+                return
             log.warning("could not delete the replaced state %s: %s: %s", state_key, type(exc).__name__, exc)
 
     def close(self) -> None:
@@ -451,28 +461,37 @@ class Consumer:
     # -- loop -------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event, idle_exit_seconds: float | None = None) -> ConsumerStats:
+        """Poll until ``stop`` is set (or idle for ``idle_exit_seconds``); transient errors are
+        retried with backoff, a permanent one (:func:`adapters.aws.permanent`) is raised."""
         idle_since = time.monotonic()
         backoff = self.settings.poll_seconds
-        while not stop.is_set():
-            try:
-                handled = self.poll()
-            except Exception as exc:  # listing shards or the registry failing: wait and retry
-                log.error("poll failed: %s: %s", type(exc).__name__, exc)
-                handled, backoff = 0, min(backoff * 2, 30.0)
-            else:
-                backoff = self.settings.poll_seconds
-            if handled or (self.leases is not None and not self.cursors):
-                # Waiting for a lease (a dead predecessor's to expire) is not being idle.
-                idle_since = time.monotonic()
-                if handled:
-                    continue
-            if idle_exit_seconds is not None and time.monotonic() - idle_since >= idle_exit_seconds:
-                log.info("no records for %.0f s: stopping", idle_exit_seconds)
-                break
-            stop.wait(backoff)
-        self.close()
-        if self.leases is not None:
-            self.leases.release_all()  # hand the shards over at once instead of after a lease period
-        if self.streaming_run is not None:
-            self.streaming_run.close()
+        try:
+            while not stop.is_set():
+                try:
+                    handled = self.poll()
+                except Exception as exc:  # listing shards or the registry failing: wait and retry
+                    if aws.permanent(exc) is not None:
+                        raise
+                    log.error("poll failed: %s: %s", type(exc).__name__, exc)
+                    handled, backoff = 0, min(backoff * 2, 30.0)
+                else:
+                    backoff = self.settings.poll_seconds
+                if handled or (self.leases is not None and not self.cursors):
+                    # Waiting for a lease (a dead predecessor's to expire) is not being idle.
+                    idle_since = time.monotonic()
+                    if handled:
+                        continue
+                if idle_exit_seconds is not None and time.monotonic() - idle_since >= idle_exit_seconds:
+                    log.info("no records for %.0f s: stopping", idle_exit_seconds)
+                    break
+                stop.wait(backoff)
+        finally:
+            self.close()
+            if self.leases is not None:
+                try:  # hand the shards over at once instead of after a lease period
+                    self.leases.release_all()
+                except Exception as exc:  # they expire after a lease period all the same
+                    log.warning("could not release the leases: %s: %s", type(exc).__name__, exc)
+            if self.streaming_run is not None:
+                self.streaming_run.close()
         return self.stats

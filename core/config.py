@@ -43,6 +43,7 @@ ENVIRONMENT = {
     "TRAFFIC_LEASE_SECONDS": "10",
     "TRAFFIC_REPLAY_SPEED": "1",
     "TRAFFIC_RESOURCE_PREFIX": "traffic-stream",
+    "TRAFFIC_AWS_CALL_LOG": "",
     "MLFLOW_TRACKING_URI": "",
     "AWS_REGION": "",
     "AWS_DEFAULT_REGION": "us-east-1",
@@ -75,6 +76,8 @@ class Settings:
     lease_seconds: float
     replay_speed: str
     resource_prefix: str
+    #: A file to which every AWS call is appended as its IAM action (:mod:`infra.call_log`); empty: none.
+    aws_call_log: str
     tracking_uri: str
     region: str
 
@@ -111,6 +114,7 @@ class Settings:
             lease_seconds=float(get("TRAFFIC_LEASE_SECONDS")),
             replay_speed=get("TRAFFIC_REPLAY_SPEED"),
             resource_prefix=get("TRAFFIC_RESOURCE_PREFIX"),
+            aws_call_log=get("TRAFFIC_AWS_CALL_LOG"),
             tracking_uri=tracking_uri,
             region=get("AWS_REGION") or get("AWS_DEFAULT_REGION"),
         )

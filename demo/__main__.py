@@ -17,15 +17,27 @@ import sys
 import time
 from pathlib import Path
 
+from adapters import aws
 from core.config import Settings
+from core.errors import TrafficStreamError
 from infra.provision import Provisioner
 
 log = logging.getLogger("demo")
 
 
+class StepFailed(TrafficStreamError):
+    """A step of the demo exited with an error; it has printed its own message."""
+
+    def __init__(self, cmd: list[str], code: int) -> None:
+        super().__init__(f"`python {' '.join(cmd)}` exited with code {code}")
+        self.code = code
+
+
 def run(cmd: list[str], **kwargs) -> None:
     print(f"\n$ {' '.join(cmd)}", flush=True)
-    subprocess.run([sys.executable, *cmd], check=True, **kwargs)
+    code = subprocess.run([sys.executable, *cmd], **kwargs).returncode
+    if code != 0:
+        raise StepFailed(cmd, code)
 
 
 def start(cmd: list[str], log_path: Path, threads: int | None = None) -> subprocess.Popen:
@@ -58,7 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@aws.stops_on_permanent("demo")
 def main(argv: list[str] | None = None) -> int:
+    """Run the demo; a failed step ends it with that step's exit code, after the step's own message."""
+    try:
+        return demo(argv)
+    except StepFailed as failed:
+        return failed.code
+
+
+def demo(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from adapters import aws
 from core.config import Settings
 from infra.provision import Provisioner
 
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@aws.stops_on_permanent("infra")
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

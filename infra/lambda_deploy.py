@@ -25,7 +25,6 @@ from botocore.exceptions import ClientError
 
 from adapters import aws
 from core.config import Settings
-from infra.policies import consumer_policy
 from infra.provision import Provisioner
 
 log = logging.getLogger(__name__)
@@ -49,13 +48,13 @@ class LambdaDeployer:
         self.settings = settings
         self.provisioner = Provisioner(settings)
         self.iam, self.sqs, self.lam, self.kinesis = aws.clients(settings, "iam", "sqs", "lambda", "kinesis")
-        self.name = f"{settings.resource_prefix}-consumer-lambda"
+        self.name, self.queue = self.provisioner.lambda_names()
 
     def deploy(self, code: dict, memory_mb: int = 1024, timeout_s: int = 120, batch_size: int = 500) -> dict:
         resources = self.provisioner.resources()
-        queue_url = self.sqs.create_queue(QueueName=f"{self.name}-failures")["QueueUrl"]
+        queue_url = self.sqs.create_queue(QueueName=self.queue)["QueueUrl"]
         queue_arn = self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        role_arn = self._role(resources, queue_arn)
+        role_arn = self.provisioner.create_lambda_role(resources)
         environment = {"Variables": {k: v for k, v in self._environment().items() if v}}
         try:
             kind = {"PackageType": "Image"} if "ImageUri" in code else {"Runtime": "python3.11", "Handler": HANDLER}
@@ -96,25 +95,8 @@ class LambdaDeployer:
                 "TRAFFIC_MODEL_NAME": s.model_name, "MLFLOW_TRACKING_URI": s.tracking_uri
                 if not s.tracking_uri.startswith("sqlite") else ""}
 
-    def _role(self, resources, queue_arn: str) -> str:
-        trust = {"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
-        try:
-            arn = self.iam.create_role(RoleName=self.name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "EntityAlreadyExists":
-                raise
-            arn = self.iam.get_role(RoleName=self.name)["Role"]["Arn"]
-        document = consumer_policy(resources)
-        document["Statement"] += [
-            {"Sid": "OnFailureDestination", "Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": [queue_arn]},
-            {"Sid": "Logs", "Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-             "Resource": [f"arn:{resources.partition}:logs:{resources.region}:{resources.account}:log-group:/aws/lambda/{self.name}:*"]},
-        ]
-        self.iam.put_role_policy(RoleName=self.name, PolicyName="consumer", PolicyDocument=json.dumps(document))
-        return arn
 
-
+@aws.stops_on_permanent("lambda_deploy")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.lambda_deploy", description=__doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group(required=True)

@@ -1,6 +1,11 @@
-"""IAM policy documents, one per component, each scoped to the resources it must touch.
+"""IAM policy documents, one per component, each allowing exactly the calls it makes.
 
 Pure functions of the resource names and the account, so they are tested without AWS.
+Every action here is one the component's code calls in a normal run, and every call it
+makes is allowed: ``tests/integration/test_least_privilege.py`` runs each component as
+its own IAM user, records its calls (:mod:`infra.call_log`) and checks both directions.
+Resources are scoped as tightly as the calls allow: the stream, the table, and in the
+bucket the prefixes a component reads or writes.
 
 >>> arns = Resources(partition="aws", region="us-east-1", account="123456789012", stream="s",
 ...     bucket="b", mlflow_bucket="m", table="t")
@@ -57,14 +62,13 @@ def _list(r: Resources, bucket: str, prefixes: list[str], sid: str) -> dict:
     }
 
 
+#: Where the MLflow server keeps artifacts in its bucket (docker-compose: ``--artifacts-destination``).
+MLFLOW_ARTIFACTS_PREFIX = "artifacts/"
+
+
 def producer_policy(r: Resources) -> dict:
     return _policy(
-        {
-            "Sid": "PutToTheStream",
-            "Effect": "Allow",
-            "Action": ["kinesis:PutRecord", "kinesis:PutRecords", "kinesis:DescribeStreamSummary"],
-            "Resource": [r.stream_arn],
-        }
+        {"Sid": "PutToTheStream", "Effect": "Allow", "Action": ["kinesis:PutRecords"], "Resource": [r.stream_arn]},
     )
 
 
@@ -73,46 +77,24 @@ def consumer_policy(r: Resources) -> dict:
         {
             "Sid": "ReadTheStream",
             "Effect": "Allow",
-            "Action": [
-                "kinesis:GetRecords",
-                "kinesis:GetShardIterator",
-                "kinesis:ListShards",
-                "kinesis:DescribeStream",
-                "kinesis:DescribeStreamSummary",
-            ],
+            "Action": ["kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:ListShards"],
             "Resource": [r.stream_arn],
         },
-        {
-            "Sid": "WriteResults",
-            "Effect": "Allow",
-            "Action": ["s3:PutObject"],
-            "Resource": [r.objects_arn(r.bucket, PREDICTIONS_PREFIX), r.objects_arn(r.bucket, DEAD_LETTER_PREFIX)],
-        },
+        *_result_writes(r),
         {
             "Sid": "KeepModelState",
             "Effect": "Allow",
             "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
             "Resource": [r.objects_arn(r.bucket, STATE_PREFIX)],
         },
+        _seed_read(r),
         {
-            "Sid": "StartFromTrainingState",
+            # Scan: the lease coordinator reads the workers' heartbeats in one call.
+            "Sid": "CheckpointsAndLeases",
             "Effect": "Allow",
-            "Action": ["s3:GetObject"],
-            "Resource": [f"arn:{r.partition}:s3:::{r.bucket}/{SEED_KEY}"],
-        },
-        {
-            "Sid": "Checkpoints",
-            "Effect": "Allow",
-            "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+            "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Scan"],
             "Resource": [r.table_arn],
         },
-        {
-            "Sid": "ReadModelArtifacts",
-            "Effect": "Allow",
-            "Action": ["s3:GetObject"],
-            "Resource": [r.objects_arn(r.mlflow_bucket)],
-        },
-        _list(r, r.mlflow_bucket, [""], "ListModelArtifacts"),
     )
 
 
@@ -131,14 +113,102 @@ def trainer_policy(r: Resources) -> dict:
             "Resource": [r.objects_arn(r.bucket, HISTORY_PREFIX)],
         },
         _list(r, r.bucket, [PREDICTIONS_PREFIX, HISTORY_PREFIX], "ListHistory"),
-        {
-            "Sid": "WriteModelArtifacts",
-            "Effect": "Allow",
-            "Action": ["s3:GetObject", "s3:PutObject"],
-            "Resource": [r.objects_arn(r.mlflow_bucket)],
-        },
-        _list(r, r.mlflow_bucket, [""], "ListModelArtifacts"),
     )
 
 
-POLICIES = {"producer": producer_policy, "consumer": consumer_policy, "trainer": trainer_policy}
+def monitor_policy(r: Resources) -> dict:
+    """``python -m monitor watch|compare|reconcile``: read the results, nothing else."""
+    return _policy(
+        {
+            "Sid": "ReadResults",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject"],
+            "Resource": [r.objects_arn(r.bucket, PREDICTIONS_PREFIX), r.objects_arn(r.bucket, DEAD_LETTER_PREFIX)],
+        },
+        _list(r, r.bucket, [PREDICTIONS_PREFIX, DEAD_LETTER_PREFIX], "ListResults"),
+    )
+
+
+def mlflow_policy(r: Resources) -> dict:
+    """The MLflow server's artifact store. It proxies artifacts (``--serve-artifacts``), so
+    the trainer and the consumer reach model files over HTTP and hold no S3 access to them."""
+    return _policy(
+        {
+            "Sid": "Artifacts",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject"],
+            "Resource": [r.objects_arn(r.mlflow_bucket, MLFLOW_ARTIFACTS_PREFIX)],
+        },
+        _list(r, r.mlflow_bucket, [MLFLOW_ARTIFACTS_PREFIX], "ListArtifacts"),
+    )
+
+
+#: What Lambda itself calls with the function's role to run a Kinesis event source mapping
+#: with an SQS on-failure destination, and to keep its logs (AWS's Lambda developer guide,
+#: the AWSLambdaKinesisExecutionRole managed policy). The handler's own calls are the rest.
+LAMBDA_SERVICE_SIDS = ("EventSourceMapping", "OnFailureDestination", "Logs")
+
+
+def lambda_policy(r: Resources, queue_arn: str, function_name: str) -> dict:
+    """The Lambda consumer's role: the handler's calls, then what Lambda calls on its behalf."""
+    return _policy(
+        *_result_writes(r),
+        {
+            "Sid": "KeepStationState",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+            "Resource": [r.objects_arn(r.bucket, STATE_PREFIX)],
+        },
+        _seed_read(r),
+        {
+            "Sid": "StationPointers",
+            "Effect": "Allow",
+            "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+            "Resource": [r.table_arn],
+        },
+        {
+            "Sid": "EventSourceMapping",
+            "Effect": "Allow",
+            "Action": ["kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetRecords",
+                       "kinesis:GetShardIterator", "kinesis:ListShards", "kinesis:SubscribeToShard"],
+            "Resource": [r.stream_arn],
+        },
+        {"Sid": "OnFailureDestination", "Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": [queue_arn]},
+        {
+            "Sid": "Logs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": [f"arn:{r.partition}:logs:{r.region}:{r.account}:log-group:/aws/lambda/{function_name}:*"],
+        },
+    )
+
+
+def _result_writes(r: Resources) -> list[dict]:
+    return [{
+        "Sid": "WriteResults",
+        "Effect": "Allow",
+        "Action": ["s3:PutObject"],
+        "Resource": [r.objects_arn(r.bucket, PREDICTIONS_PREFIX), r.objects_arn(r.bucket, DEAD_LETTER_PREFIX)],
+    }]
+
+
+def _seed_read(r: Resources) -> dict:
+    return {
+        "Sid": "StartFromTrainingState",
+        "Effect": "Allow",
+        "Action": ["s3:GetObject"],
+        "Resource": [f"arn:{r.partition}:s3:::{r.bucket}/{SEED_KEY}"],
+    }
+
+
+def allowed_actions(document: dict, without_sids: tuple[str, ...] = ()) -> set[str]:
+    """Every action a document allows (leaving out the statements ``without_sids``).
+
+    >>> sorted(allowed_actions(monitor_policy(Resources("aws", "r", "1", "s", "b", "m", "t"))))
+    ['s3:GetObject', 's3:ListBucket']
+    """
+    return {a for st in document["Statement"] if st.get("Sid") not in without_sids for a in st["Action"]}
+
+
+POLICIES = {"producer": producer_policy, "consumer": consumer_policy, "trainer": trainer_policy,
+            "monitor": monitor_policy, "mlflow": mlflow_policy}

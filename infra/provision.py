@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from adapters import aws
 from core.config import Settings
-from infra.policies import POLICIES, Resources
+from infra.policies import POLICIES, Resources, lambda_policy
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,35 @@ class Provisioner:
                     raise
             self.iam.attach_role_policy(RoleName=name, PolicyArn=arn)
             arns[component] = arn
+        self.create_lambda_role(resources)
         return arns
+
+    def lambda_names(self) -> tuple[str, str]:
+        """The Lambda consumer's function name and the name of its on-failure queue."""
+        function = f"{self.settings.resource_prefix}-consumer-lambda"
+        return function, f"{function}-failures"
+
+    def create_lambda_role(self, resources: Resources | None = None) -> str:
+        """The role the Lambda consumer runs as (:func:`infra.policies.lambda_policy`); returns its ARN.
+
+        Created with the other identities so that all of IAM is set up in one place;
+        ``infra.lambda_deploy`` deploys the function with it.
+        """
+        resources = resources or self.resources()
+        function, queue = self.lambda_names()
+        queue_arn = f"arn:{resources.partition}:sqs:{resources.region}:{resources.account}:{queue}"
+        trust = {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+        try:
+            arn = self.iam.create_role(RoleName=function, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+            log.info("created role %s", function)
+        except ClientError as exc:
+            if _code(exc) != "EntityAlreadyExists":
+                raise
+            arn = self.iam.get_role(RoleName=function)["Role"]["Arn"]
+        document = lambda_policy(resources, queue_arn, function)
+        self.iam.put_role_policy(RoleName=function, PolicyName="consumer", PolicyDocument=json.dumps(document))
+        return arn
 
     def _update_policy(self, arn: str, body: str) -> None:
         current = self.iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
@@ -218,6 +246,14 @@ class Provisioner:
 
     def _delete_iam(self) -> None:
         resources = self.resources()
+        function, _ = self.lambda_names()
+        for call in (lambda: self.iam.delete_role_policy(RoleName=function, PolicyName="consumer"),
+                     lambda: self.iam.delete_role(RoleName=function)):
+            try:
+                call()
+            except ClientError as exc:
+                if _code(exc) != "NoSuchEntity":
+                    raise
         for component in POLICIES:
             name = f"{self.settings.resource_prefix}-{component}"
             arn = f"arn:{resources.partition}:iam::{resources.account}:policy/{name}"

@@ -35,6 +35,7 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+@aws.stops_on_permanent("producer")
 def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     parser = build_parser(settings)

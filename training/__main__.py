@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@aws.stops_on_permanent("training")
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

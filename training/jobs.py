@@ -15,10 +15,11 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
-from adapters import model_registry
+from adapters import aws, model_registry
 from adapters.result_store import ResultStore
 from core import batch_model, dataset
 from core.config import Settings
+from core.errors import PermanentError
 from core.processing import RawRecord, StationState, process_batch
 from core.results import result_row
 from core.schema import TrafficRecord, encode
@@ -107,7 +108,8 @@ class Retrainer:
         model_registry.connect(settings)
         found = model_registry.champion_version(settings)
         if found is None:
-            raise RuntimeError(f"no {model_registry.CHAMPION} for {settings.model_name}: run the initial training first")
+            raise PermanentError(f"no {model_registry.CHAMPION} version of {settings.model_name} in MLflow at "
+                                 f"{settings.tracking_uri}: run `python -m training train` first")
         self.last_cutoff = datetime.fromisoformat(found[1][TRAIN_END_TAG])
         self.span = timedelta(days=settings.retrain_every_days)
         self.outcomes: list[RetrainOutcome] = []
@@ -165,6 +167,8 @@ class Retrainer:
             try:
                 if self.step() is not None:
                     continue
-            except Exception:  # keep retraining alive through a bad cycle (S3 or MLflow down)
+            except Exception as exc:  # keep retraining alive through a bad cycle (S3 or MLflow down)
+                if aws.permanent(exc) is not None:
+                    raise  # denied, bad credentials, a missing bucket: no later cycle can succeed
                 log.exception("retraining cycle failed; retrying in %.0f s", poll_seconds)
             stop.wait(poll_seconds)

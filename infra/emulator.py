@@ -12,101 +12,51 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from core.config import Settings
-from infra import tracking_server
+from infra import server_process, tracking_server
+from infra.server_process import alive, free_port, wait_for_port  # noqa: F401 (re-exported)
 
 DEFAULT_PORT = 5050
 DEFAULT_TRACKING_PORT = 5001
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(host: str, port: int, timeout: float, process: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"the server on {host}:{port} exited with code {process.returncode}")
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing answered on {host}:{port} within {timeout:.0f} s")
-
-
-def start(port: int, log_path: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **(extra_env or {})}
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-        )
-    wait_for_port("127.0.0.1", port, 30, process)
-    return process
+def start(port: int, log_path: Path, extra_env: dict[str, str] | None = None,
+          pid_file: Path | None = None) -> subprocess.Popen:
+    """A moto server on 127.0.0.1:``port``, returned once it accepts connections."""
+    return server_process.start(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], log_path,
+        ready=lambda: server_process.port_open(port), name=f"the moto server on port {port}",
+        env={**os.environ, **(extra_env or {})}, pid_file=pid_file,
+    )
 
 
 def up(settings: Settings, port: int, tracking_port: int) -> int:
     emulator_pid, tracking_pid = settings.home / "emulator.pid", settings.home / "tracking.pid"
-    if _running(emulator_pid):
-        print(f"emulator already running (pid {emulator_pid.read_text().strip()})")
+    if (pid := server_process.running(emulator_pid)) is not None:
+        print(f"emulator already running (pid {pid})")
     else:
-        process = start(port, settings.home / "emulator.log")
-        emulator_pid.write_text(str(process.pid))
+        process = start(port, settings.home / "emulator.log", pid_file=emulator_pid)
         print(f"moto server on http://127.0.0.1:{port} (pid {process.pid}, log {settings.home / 'emulator.log'})")
-    if _running(tracking_pid):
-        print(f"MLflow server already running (pid {tracking_pid.read_text().strip()})")
+    if (pid := server_process.running(tracking_pid)) is not None:
+        print(f"MLflow server already running (pid {pid})")
     else:
         process, url = tracking_server.start(
             f"sqlite:///{settings.home / 'mlflow.db'}", str(settings.home / "mlartifacts"), tracking_port,
-            settings.home / "mlflow-server.log",
+            settings.home / "mlflow-server.log", pid_file=tracking_pid,
         )
-        tracking_pid.write_text(str(process.pid))
         print(f"MLflow server and UI on {url} (pid {process.pid}, log {settings.home / 'mlflow-server.log'})")
     return 0
 
 
 def down(settings: Settings) -> int:
     for name, pid_file in (("MLflow server", settings.home / "tracking.pid"), ("emulator", settings.home / "emulator.pid")):
-        if not pid_file.is_file():
-            print(f"{name} not running")
-            continue
-        pid = int(pid_file.read_text())
-        if alive(pid):
-            os.killpg(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 10
-            while alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-        pid_file.unlink()
-        print(f"{name} stopped (pid {pid})")
+        pid = server_process.stop_recorded(pid_file, timeout=10)
+        print(f"{name} not running" if pid is None else f"{name} stopped (pid {pid})")
     return 0
-
-
-def _running(pid_file: Path) -> bool:
-    return pid_file.is_file() and alive(int(pid_file.read_text()))
-
-
-def alive(pid: int) -> bool:
-    """Whether a process with this pid exists (one we may not signal counts)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         return down(settings)
     try:
         return up(settings, args.port, args.tracking_port)
-    except (RuntimeError, TimeoutError) as exc:  # a port taken, a server that crashed at start
+    except server_process.ServerError as exc:  # a port taken, a server that crashed at start
         print(f"the embedded stack did not start: {exc}\n(`make down` stops whatever did)", file=sys.stderr)
         return 1
 

@@ -13,13 +13,12 @@ costs 40 MB in every process that opens it, measured by ``bench/throughput``.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
+
+from infra import server_process
 
 
 #: MLflow 3's server also runs a job queue for its GenAI features (evaluation jobs, periodic
@@ -41,11 +40,7 @@ def command(backend_store_uri: str, artifacts_destination: str, port: int, host:
 
 
 def healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
+    return server_process.http_ok(f"{url}/health")
 
 
 def start(
@@ -55,37 +50,22 @@ def start(
     log_path: Path,
     extra_env: Mapping[str, str] | None = None,
     timeout: float = 120,
+    pid_file: Path | None = None,
 ) -> tuple[subprocess.Popen, str]:
     """Start a server in its own process group and return it with its URL once ``/health`` answers.
 
-    Raises ``RuntimeError`` with the end of its log if it exits or does not answer in time
-    (a first start creates the SQLite schema, which takes a few seconds).
+    Raises :class:`~infra.server_process.ServerError` with the end of its log if it exits or
+    does not answer in time (a first start creates the SQLite schema, which takes a few seconds).
     """
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            command(backend_store_uri, artifacts_destination, port),
-            stdout=log, stderr=subprocess.STDOUT, env={**SERVER_ENVIRONMENT, **os.environ, **(extra_env or {})},
-            start_new_session=True,
-        )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while not healthy(url):
-        if process.poll() is not None or time.monotonic() > deadline:
-            if process.poll() is None:
-                stop(process)
-            tail = log_path.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"the MLflow server on port {port} did not start (log {log_path}):\n{tail}")
-        time.sleep(0.25)
+    process = server_process.start(
+        command(backend_store_uri, artifacts_destination, port), log_path, ready=lambda: healthy(url),
+        timeout=timeout, name=f"the MLflow server on port {port}",
+        env={**SERVER_ENVIRONMENT, **os.environ, **(extra_env or {})}, pid_file=pid_file,
+    )
     return process, url
 
 
 def stop(process: subprocess.Popen, timeout: float = 30) -> None:
     """Stop a server started by :func:`start` and the workers it spawned."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout)
+    server_process.stop(process, timeout)

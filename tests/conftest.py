@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -12,7 +10,8 @@ import pytest
 
 from core import dataset, synthetic
 from core.config import Settings
-from infra.emulator import free_port  # noqa: F401 (re-exported for the tests)
+from infra import emulator, server_process
+from infra.server_process import free_port  # noqa: F401 (re-exported for the tests)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data" / dataset.FILE_NAME
@@ -40,17 +39,10 @@ def real_data_path() -> Path:
 @pytest.fixture(scope="session")
 def moto_endpoint(tmp_path_factory):
     """A real moto server process, as the embedded stack runs it."""
-    from infra.emulator import wait_for_port
-
     port = free_port()
-    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT
-    )
-    wait_for_port("127.0.0.1", port, 30, process)
+    process = emulator.start(port, tmp_path_factory.mktemp("moto") / "moto.log")
     yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    process.wait(10)
+    server_process.stop(process, 10)
 
 
 @pytest.fixture

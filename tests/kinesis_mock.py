@@ -13,7 +13,7 @@ import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 
-from infra.emulator import wait_for_port
+from infra import server_process
 from tests.conftest import ROOT, free_port
 
 TOOL = ROOT / "tools" / "kinesis-mock"
@@ -45,15 +45,9 @@ def kinesis_mock(workdir: Path):
     env = {**os.environ, "KINESIS_MOCK_PLAIN_PORT": str(plain), "KINESIS_MOCK_TLS_PORT": str(tls),
            "CREATE_STREAM_DURATION": "200ms", "SPLIT_SHARD_DURATION": "200ms", "MERGE_SHARDS_DURATION": "200ms",
            "LOG_LEVEL": "WARN", "SHOULD_PERSIST_DATA": "false"}
-    log = open(workdir / "kinesis-mock.log", "wb")
-    process = subprocess.Popen(["node", str(main)], cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = server_process.start(["node", str(main)], workdir / "kinesis-mock.log", cwd=workdir, env=env,
+                                   ready=lambda: server_process.port_open(plain), timeout=60, name="kinesis-mock")
     try:
-        wait_for_port("127.0.0.1", plain, 60, process)
         yield f"http://127.0.0.1:{plain}"
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        server_process.stop(process, 10)

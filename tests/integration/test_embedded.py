@@ -15,7 +15,7 @@ from adapters import model_registry
 from core import batch_model, features
 from core.config import Settings
 from infra import tracking_server
-from infra.emulator import alive, wait_for_port
+from infra.server_process import alive, wait_for_port
 from infra.provision import Provisioner
 from tests.conftest import ROOT, free_port
 from tests.integration import helpers

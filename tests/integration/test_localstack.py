@@ -17,9 +17,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from adapters import aws, model_registry
-from infra.emulator import free_port
+from infra import localstack_native as native
 from infra.provision import Provisioner
-from localstack import native
+from infra.server_process import free_port
 from monitor.reconcile import reconcile
 from tests.conftest import ROOT
 from tests.integration import helpers

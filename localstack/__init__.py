@@ -1,1 +1,0 @@
-"""LocalStack for traffic-stream: its healthcheck for Docker, and native.py to run it without Docker."""

@@ -27,12 +27,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.processing import DeadLetter
+from core.state_codec import SUFFIX
 
 PREDICTIONS_PREFIX = "predictions/"
 HISTORY_PREFIX = "history/"
 #: The stations' state (lag history and online model) after the initial training data,
 #: from which a consumer starts a shard that has no checkpoint yet.
-SEED_KEY = f"{HISTORY_PREFIX}online-seed.pkl"
+SEED_KEY = f"{HISTORY_PREFIX}online-seed{SUFFIX}"
 DEAD_LETTER_PREFIX = "dead-letters/"
 PARTITION = "event_month"
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from botocore.exceptions import ClientError
 
 from consumer.leases import LeaseLost
+from core.state_codec import SUFFIX
 
 #: (owner, lease counter): what a fenced write is conditional on.
 Fence = tuple[str, int]
@@ -87,7 +88,8 @@ class CheckpointStore:
         checkpoint points at; it can only leave an orphan object behind. Separate from the
         commit so that the upload can travel beside the batch's result writes.
         """
-        state_key = f"{STATE_PREFIX}{self.app_name}/{shard_id}/{sequence_number or 'start'}-{uuid.uuid4().hex[:8]}.pkl"
+        name = f"{sequence_number or 'start'}-{uuid.uuid4().hex[:8]}{SUFFIX}"
+        state_key = f"{STATE_PREFIX}{self.app_name}/{shard_id}/{name}"
         self.s3.put_object(Bucket=self.bucket, Key=state_key, Body=state_blob)
         return state_key
 

@@ -36,7 +36,7 @@ from consumer.checkpoints import STATE_PREFIX  # noqa: E402
 from core.batch_model import serve_single_threaded  # noqa: E402
 from core.config import Settings  # noqa: E402
 from core.processing import BatchPredictor, RawRecord, StationState, process_batch  # noqa: E402
-from core.state_codec import dump_states, load_states  # noqa: E402
+from core.state_codec import SUFFIX, dump_states, load_states  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class StationStore:
         return load_states(blob)[station_id], int(item["version"]["N"]), int(item["last_sequence"]["S"])
 
     def commit(self, station_id: str, state: StationState, version: int, last_sequence: str) -> None:
-        key = f"{STATE_PREFIX}{self.app_name}/station={station_id}/{version + 1}-{uuid.uuid4().hex[:8]}.pkl"
+        key = f"{STATE_PREFIX}{self.app_name}/station={station_id}/{version + 1}-{uuid.uuid4().hex[:8]}{SUFFIX}"
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=dump_states({station_id: state}))
         condition = "attribute_not_exists(version)" if version == 0 else "version = :v"
         values = {":n": {"N": str(version + 1)}, ":k": {"S": key}, ":s": {"S": last_sequence}}

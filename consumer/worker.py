@@ -26,7 +26,7 @@ from adapters.model_registry import Champion
 from adapters.result_store import ResultStore
 from consumer.checkpoints import Checkpoint, CheckpointStore
 from consumer.leases import LeaseCoordinator, LeaseLost
-from core.state_codec import dump_states, load_states
+from core.state_codec import StateSnapshotError, dump_states, load_states
 from consumer.streaming_run import StreamingRun
 from core.config import Settings
 from core.processing import BatchOutcome, RawRecord, StationState, process_batches
@@ -48,6 +48,8 @@ class ShardCursor:
     finished: bool = False
     #: The next GetRecords, already on its way while this batch is processed: (iterator, response).
     prefetched: tuple[str, Future] | None = None
+    #: Why the shard is no longer read (a state that cannot be loaded), its checkpoint left as it was.
+    stopped: str | None = None
 
 
 @dataclass
@@ -145,8 +147,12 @@ class Consumer:
     def _open(self, shard_id: str, parents: tuple[str, ...]) -> ShardCursor:
         checkpoint = self.checkpoints.get(shard_id)
         blob = self.checkpoints.load_state_blob(checkpoint)
-        cursor = ShardCursor(shard_id, parents, checkpoint, blob, load_states(blob) if blob else None,
-                             finished=checkpoint.shard_end)
+        cursor = ShardCursor(shard_id, parents, checkpoint, blob, None, finished=checkpoint.shard_end)
+        try:
+            cursor.states = load_states(blob) if blob else None
+        except StateSnapshotError as exc:
+            self._stop(cursor, exc)
+            return cursor
         log.info("shard %s: starting %s", shard_id,
                  f"after {checkpoint.sequence_number}" if checkpoint.sequence_number else "at TRIM_HORIZON")
         return cursor
@@ -178,7 +184,7 @@ class Consumer:
         return True  # a parent no longer listed is past the stream's retention
 
     def _ready(self, cursor: ShardCursor) -> bool:
-        return not cursor.finished and all(self._finished(p) for p in cursor.parent_ids)
+        return not cursor.finished and cursor.stopped is None and all(self._finished(p) for p in cursor.parent_ids)
 
     def _fence(self, shard_id: str):
         return self.leases.fence(shard_id) if self.leases is not None else None
@@ -310,6 +316,8 @@ class Consumer:
         elif isinstance(exc, ClientError) and exc.response["Error"]["Code"] == "ExpiredIteratorException":
             log.info("shard %s: iterator expired, renewing from the checkpoint", cursor.shard_id)
             cursor.iterator = None
+        elif isinstance(exc, StateSnapshotError):
+            self._stop(cursor, exc)
         else:  # S3/DynamoDB down, a model failing: retry the batch later
             self._fail(cursor, exc)
 
@@ -457,6 +465,15 @@ class Consumer:
         cursor.iterator = None
         cursor.prefetched = None
         log.error("shard %s: batch failed, will retry from the checkpoint: %s: %s", cursor.shard_id, type(exc).__name__, exc)
+
+    def _stop(self, cursor: ShardCursor, exc: StateSnapshotError) -> None:
+        """Stop reading a shard whose state cannot be loaded: reading it again cannot help, and
+        its checkpoint stays where it was for an operator to repair (the other shards go on)."""
+        cursor.stopped = f"{type(exc).__name__}: {exc}"
+        cursor.iterator = cursor.prefetched = None
+        source = cursor.checkpoint.state_key or "its first state (training's seed or its parents')"
+        log.error("shard %s: stopped, checkpoint left at %s: %s cannot be loaded: %s", cursor.shard_id,
+                  cursor.checkpoint.sequence_number or "TRIM_HORIZON", source, cursor.stopped)
 
     # -- loop -------------------------------------------------------------------------------
 

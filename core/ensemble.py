@@ -69,7 +69,7 @@ the last hour (``wk4_adj``, ``snaive_adj``), did worse on 2016 (162.3).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -137,6 +137,22 @@ class Combiner:
         self._learn(actual, weighted, batch, online, hour)
         return served
 
+    def to_snapshot(self) -> dict:
+        """Plain data for :mod:`core.state_codec`: the fields, by name."""
+        return {name: getattr(self, name) for name in _FIELDS}
+
+    @classmethod
+    def from_snapshot(cls, data: dict) -> Combiner:
+        """The combiner :meth:`to_snapshot` gave; raises ValueError, TypeError or KeyError on data of another shape."""
+        return cls(
+            batch_error=_optional(float, data["batch_error"]),
+            online_error=_optional(float, data["online_error"]),
+            residual=_optional(float, data["residual"]),
+            residual_hour=_optional(int, data["residual_hour"]),
+            residual_lagged=float(data["residual_lagged"]),
+            residual_square=float(data["residual_square"]),
+        )
+
     def _carried(self, weighted: float, hour: int) -> float:
         if self.residual is not None and self.residual_hour == hour - 1:
             return weighted + self.residual_share() * self.residual
@@ -152,6 +168,13 @@ class Combiner:
         self.online_error = _smoothed(self.online_error, abs(actual - online))
         if batch is not None and batch == batch:
             self.batch_error = _smoothed(self.batch_error, abs(actual - batch))
+
+
+_FIELDS = tuple(f.name for f in fields(Combiner))
+
+
+def _optional(kind, value):
+    return None if value is None else kind(value)
 
 
 def fixed_mean(batch, online) -> np.ndarray:

@@ -30,6 +30,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from core.packing import pack_ints, unpack_ints
 from core.schema import EPOCH, DecodeError, TrafficRecord
 
 NUMERIC_FEATURES = (
@@ -126,7 +127,7 @@ def clean_weather(record: TrafficRecord) -> dict[str, float]:
 
 
 class StationHistory:
-    """What one station's past says about its next hour; small, picklable, causal."""
+    """What one station's past says about its next hour; small, causal, saved as plain data (:meth:`to_snapshot`)."""
 
     __slots__ = ("volumes", "hours", "holiday_dates", "last_hour")
 
@@ -230,13 +231,33 @@ class StationHistory:
             self.holiday_dates[local.date()] = record.holiday
         self.last_hour = newest
 
-    def __getstate__(self) -> tuple:
-        return (self.volumes, self.hours, self.holiday_dates, self.last_hour)
+    def to_snapshot(self) -> dict:
+        """Plain data for :mod:`core.state_codec`.
 
-    def __setstate__(self, state: tuple) -> None:
-        self.volumes, self.hours, self.holiday_dates, self.last_hour = state
-        if isinstance(self.holiday_dates, set):  # a checkpoint from before holidays kept their names
-            self.holiday_dates = dict.fromkeys(self.holiday_dates)
+        ``hours`` holds exactly the keys of ``volumes``, in the order they entered it
+        (:meth:`observe` adds and drops both together), so the volumes go as a list beside it;
+        both packed (:mod:`core.packing`).
+        """
+        return {
+            "hours": pack_ints(self.hours),
+            "volumes": pack_ints([self.volumes[hour] for hour in self.hours]),
+            "holidays": [[day.isoformat(), name] for day, name in self.holiday_dates.items()],
+            "last_hour": self.last_hour,
+        }
+
+    @classmethod
+    def from_snapshot(cls, data: dict) -> StationHistory:
+        """The history :meth:`to_snapshot` gave; raises ValueError, TypeError or KeyError on data of another shape."""
+        hours, volumes = unpack_ints(data["hours"]), unpack_ints(data["volumes"])
+        history = cls()
+        history.hours = deque(hours)
+        history.volumes = dict(zip(hours, volumes))
+        if not len(history.volumes) == len(hours) == len(volumes):
+            raise ValueError("a history needs one volume per hour and no hour twice")
+        history.holiday_dates = {date.fromisoformat(day): None if name is None else str(name)
+                                 for day, name in data["holidays"]}
+        history.last_hour = None if data["last_hour"] is None else int(data["last_hour"])
+        return history
 
 
 def _float(value: int | None) -> float:

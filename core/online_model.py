@@ -42,10 +42,12 @@ Adam or RMSProp ran at a tenth of the speed.
 
 from __future__ import annotations
 
-import copy
+from collections import defaultdict
 from collections.abc import Mapping
 
-from river import linear_model, optim, preprocessing
+from river import linear_model, optim, preprocessing, utils
+
+from core.packing import pack_floats, unpack_floats
 
 LAGS = ("lag_1h", "wk4_mean", "mean_24h")
 LEARNING_RATE = 0.04
@@ -135,13 +137,98 @@ class OnlineModel:
     def _predict(self, terms: dict[str, float]) -> float:
         return sum(float(regressor.predict_one(terms)) for regressor in self.regressors) / len(self.regressors)
 
-    def __setstate__(self, state: dict) -> None:
-        if "regressor" in state:
-            # A checkpoint from before the squared-loss model: that model starts from a copy
-            # of the absolute-loss one (same weights, target scale and AdaGrad sums) rather
-            # than from zero, which would halve every prediction for weeks.
-            absolute = state.pop("regressor")
-            squared = copy.deepcopy(absolute)
-            squared.regressor.loss = optim.losses.Squared()
-            state["regressors"] = [absolute, squared]
-        self.__dict__.update(state)
+    def to_snapshot(self) -> dict:
+        """Plain data for :mod:`core.state_codec`: the terms with weights, each regressor's
+        learned state over them, and the label count.
+
+        The regressors learn from the same terms in the same order, so they hold weights for
+        the same terms, which go once, in the weights' order (a restored model's snapshot is
+        the same, byte for byte).
+        """
+        terms = list(self.regressors[0].regressor.weights)
+        return {"updates": self.updates, "terms": terms,
+                "regressors": [regressor_snapshot(r, terms) for r in self.regressors]}
+
+    @classmethod
+    def from_snapshot(cls, data: dict) -> OnlineModel:
+        """The model :meth:`to_snapshot` gave; raises ValueError, TypeError or KeyError on data of another shape."""
+        terms = data["terms"]
+        if not all(type(term) is str for term in terms) or len(set(terms)) != len(terms):
+            raise ValueError("an online model's terms are distinct strings")
+        model = cls.__new__(cls)
+        model.regressors = [regressor_from_snapshot(r, terms) for r in data["regressors"]]
+        if not model.regressors:
+            raise ValueError("an online model needs at least one regressor")
+        model.updates = int(data["updates"])
+        return model
+
+
+#: The losses a snapshot names, and back.
+LOSSES = {"absolute": optim.losses.Absolute, "squared": optim.losses.Squared}
+_LOSS_NAMES = {loss: name for name, loss in LOSSES.items()}
+
+
+def regressor_snapshot(scaled: preprocessing.TargetStandardScaler, terms: list[str]) -> dict:
+    """A :func:`build_regressor` regressor's whole state as plain data: its settings, its
+    weights and AdaGrad's squared-gradient sums in the order of ``terms`` (packed:
+    :mod:`core.packing`), the intercept, AdaGrad's step count, and the target scaler's
+    running count, mean and sum of squares.
+
+    Only what that build can hold: any other configuration (an L1 penalty's state, a
+    learning-rate schedule, another initializer, optimizer or loss), or weights for other
+    terms than ``terms``, raise TypeError rather than be saved in part.
+    """
+    linear = scaled.regressor
+    optimizer = linear.optimizer
+    if (type(scaled) is not preprocessing.TargetStandardScaler or type(linear) is not linear_model.LinearRegression
+            or type(optimizer) is not optim.AdaGrad or type(linear.loss) not in _LOSS_NAMES or linear.l1
+            or type(optimizer.lr) is not optim.schedulers.Constant
+            or type(linear.intercept_lr) is not optim.schedulers.Constant
+            or type(linear.initializer) is not optim.initializers.Zeros or linear.initializer.value != 0.0):
+        raise TypeError(f"no snapshot for this configuration of the online model: {scaled!r}")
+    weights = linear.weights
+    # AdaGrad adds to a term's sum wherever it updates its weight: the same terms. Packing the
+    # weights first raises KeyError for a term without one, before the sums (a defaultdict) are read.
+    if len(weights) != len(terms) or weights.keys() != optimizer.g2.keys():
+        raise TypeError("no snapshot for regressors with weights for different terms")
+    packed_weights = pack_floats(map(weights.__getitem__, terms))
+    return {
+        "loss": _LOSS_NAMES[type(linear.loss)],
+        "learning_rate": optimizer.lr.learning_rate,
+        "eps": optimizer.eps,
+        "intercept_lr": linear.intercept_lr.learning_rate,
+        "intercept_init": linear.intercept_init,
+        "l2": linear.l2,
+        "clip_gradient": linear.clip_gradient,
+        "intercept": linear.intercept,
+        "weights": packed_weights,
+        "iterations": optimizer.n_iterations,
+        "g2": pack_floats(map(optimizer.g2.__getitem__, terms)),
+        "target": {"n": scaled.var.mean.n, "mean": scaled.var.mean._mean, "s": scaled.var._S, "ddof": scaled.var.ddof},
+    }
+
+
+def regressor_from_snapshot(data: dict, terms: list[str]) -> preprocessing.TargetStandardScaler:
+    """The regressor :func:`regressor_snapshot` gave over ``terms``, to continue exactly where it stopped."""
+    linear = linear_model.LinearRegression(
+        optimizer=optim.AdaGrad(float(data["learning_rate"]), eps=float(data["eps"])),
+        loss=LOSSES[data["loss"]](),
+        l2=float(data["l2"]),
+        intercept_init=float(data["intercept_init"]),
+        intercept_lr=float(data["intercept_lr"]),
+        clip_gradient=float(data["clip_gradient"]),
+    )
+    weights, g2 = unpack_floats(data["weights"]), unpack_floats(data["g2"])
+    if not len(weights) == len(g2) == len(terms):
+        raise ValueError("a regressor needs one weight and one AdaGrad sum per term")
+    linear.intercept = float(data["intercept"])
+    linear._weights = utils.VectorDict(dict(zip(terms, weights)))
+    linear.optimizer.n_iterations = int(data["iterations"])
+    linear.optimizer.g2 = defaultdict(float, zip(terms, g2))
+    scaled = preprocessing.TargetStandardScaler(regressor=linear)
+    target = data["target"]
+    scaled.var.ddof = int(target["ddof"])
+    scaled.var.mean.n = float(target["n"])
+    scaled.var.mean._mean = float(target["mean"])
+    scaled.var._S = float(target["s"])
+    return scaled

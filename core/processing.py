@@ -78,10 +78,16 @@ class StationState:
     online: OnlineModel = field(default_factory=OnlineModel)
     combiner: Combiner = field(default_factory=Combiner)
 
-    def __setstate__(self, state: dict) -> None:
-        # Checkpoints written before the combiner existed resume with a fresh one.
-        state.setdefault("combiner", Combiner())
-        self.__dict__.update(state)
+    def to_snapshot(self) -> dict:
+        """Plain data for :mod:`core.state_codec`."""
+        return {"history": self.history.to_snapshot(), "online": self.online.to_snapshot(),
+                "combiner": self.combiner.to_snapshot()}
+
+    @classmethod
+    def from_snapshot(cls, data: dict) -> StationState:
+        """The state :meth:`to_snapshot` gave; raises ValueError, TypeError or KeyError on data of another shape."""
+        return cls(StationHistory.from_snapshot(data["history"]), OnlineModel.from_snapshot(data["online"]),
+                   Combiner.from_snapshot(data["combiner"]))
 
 
 class BatchPredictor(Protocol):

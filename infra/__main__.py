@@ -1,8 +1,10 @@
-"""``python -m infra create|delete``: provision or remove everything, idempotently."""
+"""``python -m infra create|delete|migrate-state``: provision or remove everything, or rewrite
+pickled states as snapshots (:mod:`infra.migrate_state`), idempotently."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -10,17 +12,19 @@ from pathlib import Path
 
 from adapters import aws
 from core.config import Settings
+from infra.migrate_state import StateMigration
 from infra.provision import Provisioner
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m infra", description=__doc__)
-    parser.add_argument("action", choices=["create", "delete"])
+    parser.add_argument("action", choices=["create", "delete", "migrate-state"])
     parser.add_argument("--no-iam", action="store_true", help="skip IAM (for accounts where you may not manage it)")
     parser.add_argument("--users", action="store_true",
                         help="also create an IAM user and access key per component, stored as AWS profiles")
     parser.add_argument("--credentials-file", type=Path, default=None,
                         help="shared-credentials file for --users (default: TRAFFIC_HOME/credentials, mode 0600)")
+    parser.add_argument("--dry-run", action="store_true", help="migrate-state: read and convert, write nothing")
     return parser
 
 
@@ -30,6 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env()
+    if args.action == "migrate-state":
+        s3, dynamodb = aws.clients(settings, "s3", "dynamodb")
+        migration = StateMigration(dynamodb, s3, settings.checkpoint_table, settings.bucket, settings.app_name)
+        report = migration.run(dry_run=args.dry_run)
+        print(json.dumps(dataclasses.asdict(report), indent=2))
+        return 1 if report.failed else 0
     provisioner = Provisioner(settings)
     if args.action == "create":
         created = provisioner.create(with_iam=not args.no_iam)

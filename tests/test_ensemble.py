@@ -1,5 +1,3 @@
-import pickle
-
 import pytest
 
 from core.ensemble import MAX_RESIDUAL_SHARE, Combiner
@@ -31,13 +29,3 @@ def test_the_residual_is_carried_only_into_the_hour_right_after_it():
     assert combiner.residual_hour == 199
     assert combiner.predict(900.0, 900.0, hour=200) > 900.0
 
-
-def test_a_combiner_pickled_before_the_residual_was_carried_restores_without_one():
-    old = Combiner(batch_error=10.0, online_error=40.0)
-    for name in ("residual", "residual_hour", "residual_lagged", "residual_square"):
-        del old.__dict__[name]  # the shape of a checkpoint from before these fields
-    restored = pickle.loads(pickle.dumps(old))
-    assert restored.predict(1000.0, 1000.0, hour=5) == 1000.0
-    restored.learn(1100.0, 1000.0, 1000.0, hour=5)
-    restored.learn(1100.0, 1000.0, 1000.0, hour=6)
-    assert restored.predict(1000.0, 1000.0, hour=7) > 1000.0

@@ -66,7 +66,7 @@ def test_holiday_marked_at_midnight_spreads_over_its_date_only():
     assert h.features(rec(day + timedelta(hours=24), 1))["is_holiday"] == 0.0
 
 
-def test_day_off_holidays_are_told_from_working_ones_and_old_checkpoints_still_load():
+def test_day_off_holidays_are_told_from_working_ones():
     h = features.StationHistory()
     christmas, columbus = datetime(2017, 12, 25), datetime(2017, 10, 9)
     h.observe(rec(columbus, 500, holiday="Columbus Day"))
@@ -76,11 +76,6 @@ def test_day_off_holidays_are_told_from_working_ones_and_old_checkpoints_still_l
     f = h.features(rec(christmas + timedelta(hours=8), 1))
     assert (f["is_holiday"], f["is_day_off"]) == (1.0, 1.0)
     assert h.features(rec(christmas + timedelta(hours=24), 1))["is_day_off"] == 0.0
-    # A checkpoint from before holidays kept their names: the dates still mark holidays.
-    old = features.StationHistory()
-    old.__setstate__((h.volumes, h.hours, set(h.holiday_dates), h.last_hour))
-    f = old.features(rec(christmas + timedelta(hours=9), 1))
-    assert (f["is_holiday"], f["is_day_off"]) == (1.0, 0.0)
 
 
 def test_four_week_means_skip_holidays_and_a_skipped_hour_is_estimated():

@@ -102,14 +102,6 @@ def test_the_served_prediction_leans_on_the_model_that_erred_less_lately():
     assert abs(served - batch) < 0.1 * abs(served - online)
 
 
-def test_a_state_saved_before_the_combiner_existed_resumes_with_a_fresh_one():
-    states = {"301": StationState()}
-    del states["301"].__dict__["combiner"]  # the shape of a checkpoint from before the served column
-    restored = load_states(dump_states(states))
-    out = process_batch([raw(r, i) for i, r in enumerate(hours(3))], restored, CountingPredictor(), "now")
-    assert [r["online_updates"] for r in out.rows] == [1, 2, 3] and out.rows[0]["served_prediction"] is not None
-
-
 class EchoPredictor:
     """Predicts each row's own last-hour lag, so a row matched to the wrong prediction shows."""
 
@@ -142,19 +134,3 @@ def test_batches_of_several_shards_predicted_together_equal_each_processed_alone
     assert [len(o.dead_letters) for o in together] == [0, 0]  # the bad record was in the middle batch
     assert {r["batch_prediction"] for r in together[1].rows} != {r["batch_prediction"] for r in together[0].rows}
 
-
-def test_an_online_model_saved_with_one_regressor_resumes_with_both():
-    states = {}
-    process_batch([raw(r, i) for i, r in enumerate(hours(48))], states, None, "now")
-    model = states["301"].online
-    absolute = model.regressors[0]
-    model.__dict__.pop("regressors")
-    model.__dict__["regressor"] = absolute  # the shape of a checkpoint from before both losses
-    restored = load_states(dump_states(states))["301"].online
-    assert [type(r.regressor.loss).__name__ for r in restored.regressors] == ["Absolute", "Squared"]
-    assert restored.regressors[0].regressor.weights == restored.regressors[1].regressor.weights
-    terms = {"how_3": 1.0}
-    assert restored._predict(terms) == float(absolute.predict_one(terms))  # continues where it stopped
-    restored.learn({"hour_of_week": 3.0, "hour": 3.0, "is_holiday": 0.0, "is_day_off": 0.0, "lag_1h_est": 900.0,
-                    "lag_2h": 800.0, "wk4_mean": 1000.0, "mean_24h": 1000.0}, 5000.0)
-    assert restored.regressors[0].regressor.weights != restored.regressors[1].regressor.weights

@@ -73,9 +73,9 @@ def clients(settings: Settings, *services: str, config: Config | None = None) ->
     """Clients of ``services`` from one session.
 
     A session parses botocore's endpoint and service data for itself: a component's
-    clients share one. Measured: Kinesis, S3 and DynamoDB clients from three sessions took
-    34 MB, from one 19 MB; the consumer's clients (its stream reader has a session of its
-    own, see :func:`stream_reader`) 33.4 MB before, 26.1 MB with this.
+    clients share one (Kinesis, S3 and DynamoDB clients: 19 MB from one session, 34 MB from
+    three; docs/benchmarks.md). The consumer's stream reader has a session of its own, see
+    :func:`stream_reader`.
 
     >>> s3, dynamodb = clients(Settings.from_env(), "s3", "dynamodb")
     >>> s3.meta.service_model.service_name, dynamodb.meta.service_model.service_name

@@ -9,8 +9,8 @@ is scored on the same hours and features, from the registry's first version.
 
 Prints MAE, RMSE and R² for: the batch model trained once, the batch model with periodic
 retraining (what the consumer served), the online model, the served prediction (both
-weighted by their recent errors, :mod:`core.ensemble`) and, for reference, the fixed
-weighted mean that was served before, overall, on holiday dates and per year.
+weighted by their recent errors, :mod:`core.ensemble`) and, for reference, a fixed
+weighted mean, overall, on holiday dates and per year.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ stream order outside the stream (no emulator, no registry). The batch model is f
 every hour before the period and refitted every ``--retrain-every-days`` on every hour
 before that day, without the promotion gate; the online model and the weights predict
 then learn every hour from the start of the data, as the consumer's warm start does.
-``bench.accuracy`` is the authoritative, end-to-end measure: at commit f33624e this
-replay gave the same 2017-2018 online and served MAE as it, to 0.1.
+``bench.accuracy`` is the authoritative, end-to-end measure; on 2017-2018 this replay
+gives the same online and served MAE as it, to 0.1.
 
     python -m bench.selection --start 2016-01-01 --end 2016-12-31      # the validation year
 """

@@ -3,21 +3,9 @@
 Two allocators hold on to memory the consumer has freed. Arrow's default pool (mimalloc,
 used for every Parquet result and every DataFrame with text columns) keeps freed pages
 for reuse, and glibc gives each thread that allocates (the background reads and writes)
-an arena of its own. Measured with ``bench/throughput``'s workers run (one consumer
-working through a 50,000-record backlog, 128 stations on 4 shards, batches of 2,000),
-peak RSS and records/s, one run each:
-
-============================================  ==========  ==========
-allocators                                    peak RSS    records/s
-============================================  ==========  ==========
-defaults                                      440 MB      4,410
-Arrow on the system allocator                 405 MB      4,288
-... and glibc limited to two arenas (these)   394 MB      4,207
-============================================  ==========  ==========
-
-Alternating runs of mimalloc and the system allocator for Arrow (both with two arenas):
-431 and 446 MB against 394 and 394 MB; 4,002 and 4,076 records/s against 4,056 and 3,805,
-within the noise of runs on this machine.
+an arena of its own. Arrow on the system allocator and at most two glibc arenas lower the
+consumer's peak RSS through a backlog, with records/s within the noise between runs; the
+measurements are in ``docs/benchmarks.md`` (Memory).
 """
 
 from __future__ import annotations
@@ -31,7 +19,7 @@ log = logging.getLogger(__name__)
 
 #: Arrow reads this when it loads, so the entry point sets it before importing anything that
 #: imports pyarrow (pandas does); ``pyarrow.set_memory_pool`` later leaves Arrow's C++ code,
-#: the Parquet writer among it, on the default pool (measured: 418 MB instead of 394).
+#: the Parquet writer among it, on the default pool (measured: docs/benchmarks.md).
 ARROW_POOL_VARIABLE, ARROW_POOL = "ARROW_DEFAULT_MEMORY_POOL", "system"
 #: ``mallopt`` parameter number of ``M_ARENA_MAX`` in glibc's malloc.h.
 _M_ARENA_MAX = -8

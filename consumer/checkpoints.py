@@ -4,7 +4,8 @@ Per shard, one item holds the last committed sequence number, the S3 key of the 
 (lag history and online model of each station) as of that sequence number, and, while a
 batch is being written, the sequence number it ends at (``pending_until``). A consumer
 that restarts after a crash re-processes exactly the pending range from the committed
-state, which rewrites the same objects with the same content: results appear once.
+state, which rewrites the same objects with the same predictions (only ``processed_at``
+differs): results appear once.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """The consumer loop: every shard, from its checkpoint, batch by batch, exactly once in effect.
 
-Per batch: process (pure, :mod:`core.processing`), mark the batch pending in the
-checkpoint, write results and dead letters to S3 under keys derived from the batch, then
-store the new state and move the checkpoint. The batches of several shards are read side
-by side and processed together (one call to the batch model), each still checkpointed on
-its own. A crash anywhere in between is repaired on
+Per batch: mark the batch pending in the checkpoint (while it is processed, pure, by
+:mod:`core.processing`), write results and dead letters to S3 under keys derived from the
+batch and the new state beside them, then move the checkpoint to that state and delete the
+state it replaced. The batches of several shards are read side by side and processed
+together (one call to the batch model), each still checkpointed on its own
+(docs/architecture.md). A crash anywhere in between is repaired on
 restart by re-processing exactly the pending range from the committed state. A shard is
 read from TRIM_HORIZON when it has no checkpoint, and a child shard only after its parents
 have been read to their end.
@@ -219,8 +220,8 @@ class Consumer:
 
         Every read is sent before any is waited for, and a group's writes and commits travel
         side by side, so a round costs a few network round trips rather than a few per shard
-        (measured with a 25 ms round trip: 16 shards 2,560 -> 3,900 records/s). Groups bound
-        the work between lease renewals.
+        (measured with a 25 ms round trip: docs/benchmarks.md). Groups bound the work between
+        lease renewals.
         """
         # Shards read for the first time (or again after an error) need an iterator first.
         opening = [(c, self._background(self._new_iterator, c)) for c in cursors

@@ -5,56 +5,14 @@ imputation hides the difference between "no traffic" and "no data"; the weather 
 native categorical feature. Two boosted models are averaged (a ``VotingRegressor``): one
 fitted for the median (absolute error) and one for the mean (squared error); their errors
 differ enough that the average beats either, and beats one model with as many trees as
-both. A Pipeline keeps room for preprocessing without changing what MLflow stores.
+both. The trees learn the change from the last hour's volume (:class:`LastHourResidual`),
+not the volume itself. A Pipeline keeps room for preprocessing without changing what
+MLflow stores.
 
-Everything was chosen on data before 2017 only (fit on hours before 2016, validate on
-2016), MAE:
-
-==================================================  ======  =======
-model                                               MAE     trees
-==================================================  ======  =======
-first version                                       188.5
-absolute error, 1,500 trees at 0.05                 181.6   1,500
-absolute + squared error, 750 trees each at 0.1     179.8   1,500
-absolute error, two seeds, 1,500 trees each         179.6   3,000
-**absolute + squared error, 1,000 each at 0.075**   177.2   2,000
-absolute + squared error, 1,500 each at 0.05        177.3   3,000
-==================================================  ======  =======
-
-Prediction cost grows with the number of trees; ``bench/throughput`` measures it, and
-``bench/accuracy`` reports the 2017-2018 results. ``TRAFFIC_BATCH_TREES`` trades accuracy
-for speed (:func:`sized`): the same two members with fewer trees at a proportionally larger
-learning rate. 2016, refitted every 30 days (fitted on everything before each refit), with
-the online model and the served weighting unchanged, fitted to the change from the last
-hour (:class:`LastHourResidual`) and, before it, to the volume:
-
-==============================  ================  ======================  ======================
-trees per member                batch / served    batch / served MAE,     batch / served MAE,
-                                MAE               half the columns a      volume target, half
-                                                  split (before)          the columns a split
-==============================  ================  ======================  ======================
-1,000 at 0.075                  163.3 / 156.2     164.0 / 156.4           168.9 / 158.1
-**500 at 0.15 (default)**       164.2 / 156.2     165.8 / 157.1           171.3 / 159.0
-250 at 0.3                      168.5 / 157.6     169.8 / 157.9           175.0 / 160.0
-==============================  ================  ======================  ======================
-
-The size was chosen before the last change (every split considers every column, below) as the
-smallest of these no worse on 2016, batch and served, than the default before the change of
-target (1,000 trees on the volume); it predicts in about half the time of 1,000: 84.3, 45.1
-and 24.4 µs a row for 1,000, 500 and 250 trees in 2,000-row calls on one thread of an AMD
-EPYC (129.3, 71.7, 43.6 in 500-row calls). After the last change 250 trees would pass that
-rule too, but they lose 4.3 on the batch model and 1.4 served against 500, where 500 lose
-0.9 and nothing served against 1,000: the size stays at 500. On the volume target, 100
-trees at 0.5 scored 182.0 / 162.0, and one absolute-error member of 1,000 trees 172.3 / 159.8.
-
-Every split considers every column (``max_features`` 1.0; it was 0.5, chosen on the volume target,
-where sampling half the columns a split helped). On the change from the last hour, fitted
-once before 2016, 2016 MAE at 500 trees (mean of 2 seeds): 0.3 of the columns 175.1, 0.5
-173.1, 0.8 170.3, all 169.7. Refitted every 30 days, batch / served MAE with half and with
-all the columns: 2016 165.8 / 157.1 -> 164.2 / 156.2, 2013 187.8 / 169.3 -> 185.8 / 167.8,
-2015 (from 11 June, where the source resumes) 187.6 / 173.4 -> 184.0 / 171.1. Tried with it
-and not kept (fitted once): ``l2_regularization`` 10 and 30 (170.4, 169.4 against 169.7 with 1), 127 leaves (171.9),
-at least 50 hours a leaf (172.1), learning rates 0.1 and 0.2 (170.4, 171.3).
+``TRAFFIC_BATCH_TREES`` trades accuracy for speed (:func:`sized`): the same two members
+with fewer trees at a proportionally larger learning rate. How every setting was chosen on
+data before 2017, and what was tried and not kept, is in ``docs/models.md``; the cost of
+the trees is in ``docs/benchmarks.md``.
 
 >>> from core import synthetic, dataset, features
 >>> records = dataset.to_records(synthetic.generate(hours=24 * 60, seed=3), "301")
@@ -105,8 +63,8 @@ DEFAULT_PARAMS = {
     "max_leaf_nodes": 63,
     "min_samples_leaf": 20,
     "l2_regularization": 1.0,
-    # Every column at every split: with the target the change from the last hour, sampling
-    # half of them (chosen on the volume target) cost 1.6 to 3.6 MAE a year before 2017.
+    # Every column at every split: with the change from the last hour as the target,
+    # sampling fewer columns was worse on every year before 2017 it was tried on.
     "max_features": 1.0,
     # The default would hold out a random 10 % of hours and stop after ~250 iterations:
     # random rows are no validation for a time series, and it made comparisons noisy.
@@ -123,12 +81,7 @@ class LastHourResidual(RegressorMixin, BaseEstimator):
     ``fallback`` (the hour before); where both are, the mean of the training target.
     Both are input columns, so the regressor sees what its target was measured from. Trees
     fitted to the volume itself spend most of their splits on the level of traffic, which
-    the last hour already gives: 2016 MAE of this module's batch model fitted once before
-    2016, mean of 2 seeds, 174.1 on the volume, 171.2 on the change from the last hour
-    (500 trees per member: 176.9 and 173.6 with the columns of
-    :data:`core.features.SCALED_FEATURES`; 250: 181.7 and 178.5). Bases tried and not
-    kept: the estimated last hour (``lag_1h_est``, not an input column: 183.9), the
-    four-week mean moved by the last hour (``wk4_adj``: 182.9) or scaled by it (180.6).
+    the last hour already gives (the comparison is in ``docs/models.md``).
 
     >>> import numpy as np
     >>> from sklearn.linear_model import LinearRegression

@@ -8,49 +8,9 @@ the last hour carries over into this one (an incident, a storm, a detour: both m
 the last hour's volume, but not why it was off), so the served prediction adds the last
 hour's residual times their autocorrelation, estimated on the station's stream.
 
-Chosen on data before 2017 (batch model fitted before 2016 and retrained every 30 days,
-online model predicting then learning through 2016), 2016 MAE:
-
-============================================  =====
-served prediction                             MAE
-============================================  =====
-batch model alone (retrained)                 173.4
-fixed 0.6 batch + 0.4 online (the last rule)  167.3
-recent errors, inverse square, alpha 0.05,    165.2
-batch alone on holidays (the rule until the
-online model treated day-off holidays as
-Sundays)
-with the features of the online model now     160.6
-(:mod:`core.features`),
-batch alone on holidays
-the same weights on holidays too              160.1
-... plus the last hour's residual times its   158.1
-learned autocorrelation (this rule)
-============================================  =====
-
-The batch model served alone on holidays while the online model erred most there (2016
-MAE on holiday dates 330 against 210); since it treats day-off holidays as Sundays, its
-errors there are in line (228) and weighting them helps.
-
-In a first comparison on the same hours (before retraining promoted a model unless it was
-worse by more than 5 %: fixed weights 167.7), recent-error weights gave 166.5, with the
-holiday rule 165.7; inverse cubes gained 0.5 more and errors kept per hour of the day
-0.3: too little for their extra freedom.
-
-The residual's autocorrelation over all of 2016 is 0.13, but it changes: a fixed share of
-the last residual gained less (0.1: 159.2; 0.2: 159.8; 0.3: 161.8) than the share learned
-over about the last 100 hours (158.1), and applying it only when the last residual is of
-the hour just before gained 0.4 over applying it after any record. Shares capped at 0.3,
-0.5 (this rule) and 1.0 scored 158.2, 158.1, 158.0. Checked on two more years before 2017
-(batch model refitted every 30 days on all hours before, as above), MAE without and with
-the residual carried: 2013 170.6 -> 169.3, the second half of 2015 (the source has no
-earlier 2015 hours) 172.8 -> 172.8. Most of 2016's gain is in July (1.5 of the 2.0), an
-episode of persistent misses: what it is for. On the test years it did not carry over:
-``bench/accuracy`` over 2017-2018 gave 135.9 against 135.6 without it (2017 140.9 against
-140.2, 2018 129.2 against 129.5, holiday dates 153.6 against 158.8).
-
-A third model in the weighting, the four-week or last week's seasonal forecast moved by
-the last hour (``wk4_adj``, ``snaive_adj``), did worse on 2016 (162.3).
+The share carried is learned per station over about the last 100 hours, at most half of
+the residual, and only into the hour right after it. How the rule and its settings were
+chosen on data before 2017, and what was tried and not kept, is in ``docs/models.md``.
 
 >>> c = Combiner()
 >>> c.predict(1000.0, 2000.0, hour=0)      # no errors known yet: the prior weight
@@ -178,8 +138,8 @@ def _optional(kind, value):
 
 
 def fixed_mean(batch, online) -> np.ndarray:
-    """The rule served before :class:`Combiner`, over columns of predictions: the
-    ``PRIOR_BATCH_WEIGHT`` mean, the online prediction where there is no batch one.
+    """A fixed weighting, over columns of predictions, that ``bench.accuracy`` reports for
+    reference: the ``PRIOR_BATCH_WEIGHT`` mean, the online prediction where there is no batch one.
 
     >>> fixed_mean([100.0, float("nan")], [200.0, 200.0]).tolist()
     [140.0, 200.0]

@@ -52,43 +52,35 @@ NUMERIC_FEATURES = (
 )
 #: Categorical, as a small integer code (the batch model treats it as a category).
 CATEGORICAL_FEATURES = ("weather_code",)
-#: Seasonal forecasts moved by the last hour's departure. Added after the first columns so
-#: the trees' column sampling of those stays as it was. 2016 MAE of the batch model, mean of
-#: 5 seeds (fit before 2016): 178.5 without, 176.3 with ``wk4_adj``, 176.6 with
-#: ``snaive24_adj``, 175.1 with both (better than without on every seed). Tried and not
-#: kept: ``wk4_mean`` itself (181.2), lags 167 h and 23 h (180.4), lag 3 h (180.2), the day
-#: after a holiday (178.3).
+#: Seasonal forecasts moved by the last hour's departure: this hour's four-week mean and
+#: yesterday's volume at this hour, each plus how far the last hour is from the same
+#: reference's hour before.
 ADJUSTED_FEATURES = ("wk4_adj", "snaive24_adj")
-#: Added later again, after the columns above. ``wk4_scaled``: the four-week mean at this
-#: hour scaled by the last hour's ratio to its own four-week mean (``wk4_adj`` moves it by
-#: the difference instead); ``is_day_off`` (:data:`DAY_OFF_HOLIDAYS`), until then the online
-#: model's only. 2016 MAE of the batch model fitted once before 2016, mean of 2 seeds, each
-#: with the target of :class:`core.batch_model.LastHourResidual`: 171.2 without, 170.4 with
-#: ``wk4_scaled``, 169.8 with both (on volume targets: 174.1, 172.6 with ``wk4_scaled``
-#: alone, 173.3 with ``is_day_off`` alone, 172.5 with both). Tried and not kept: the last
-#: hour's departure from its four-week mean (170.8 with both), its ratio to it (173.8 on
-#: volume targets), the last hour's change (173.6), the day of the year (173.9).
+#: ``wk4_scaled``: the four-week mean at this hour scaled by the last hour's ratio to its
+#: own four-week mean (``wk4_adj`` moves it by the difference instead); ``is_day_off``
+#: (:data:`DAY_OFF_HOLIDAYS`).
 SCALED_FEATURES = ("wk4_scaled", "is_day_off")
-#: The batch model's columns, in order.
+#: The batch model's columns, in order; new ones are appended. The pipeline finds the
+#: categorical column and the last hours by their position in this tuple when it is built
+#: (:func:`core.batch_model.build_pipeline`), and a champion is handed the columns it was
+#: fitted on by name (:class:`adapters.model_registry.Champion`), so one fitted before a
+#: column was added keeps serving.
 FEATURE_COLUMNS = NUMERIC_FEATURES + CATEGORICAL_FEATURES + ADJUSTED_FEATURES + SCALED_FEATURES
-#: Computed for the online model only. ``wk4_mean``: its slope on the four-week mean instead
-#: of ``lag_168h`` (2016 MAE 190.2 against 193.0); the trees did worse with it as a column.
-#: ``lag_1h_est``: the last hour, or where the source skipped it, an estimate (2016 MAE of the
-#: online model 190.2 -> 182.1, of the served prediction 165.2 -> 162.4); the trees gained
-#: nothing from it (175.0 against 175.2, mean of 3 seeds), as they handle a missing lag natively.
+#: Computed for the online model only (the trees did no better with them as columns).
+#: ``wk4_mean``: the four-week mean at this hour, its seasonal slope. ``lag_1h_est``: the
+#: last hour, or where the source skipped it, an estimate; the trees handle a missing lag
+#: natively.
 ONLINE_ONLY_FEATURES = ("wk4_mean", "lag_1h_est")
-#: Holidays on which most people do not work: their traffic looks like a Sunday's (2016 mean
-#: volumes on these dates 1,830-2,150 vehicles/h; on the source's other holidays, Washington's
-#: Birthday, Columbus Day, Veterans Day, the State Fair, 3,050-3,610, like a weekday).
-#: ``is_day_off`` lets the online model treat them as Sundays: its 2016 MAE on holiday dates
-#: 330 -> 228, over all hours 180.3 -> 177.4.
+#: Holidays on which most people do not work: their traffic looks like a Sunday's, where
+#: the source's other holidays (Washington's Birthday, Columbus Day, Veterans Day, the State
+#: Fair) look like weekdays. ``is_day_off`` lets the online model treat them as Sundays.
 DAY_OFF_HOLIDAYS = frozenset(
     ("New Years Day", "Memorial Day", "Independence Day", "Labor Day", "Thanksgiving Day", "Christmas Day")
 )
 #: Weeks averaged by ``wk4_mean``: four fit in the retained history (4 × 168 + 1 < RETAIN_HOURS).
 SEASONAL_WEEKS = (1, 2, 3, 4)
-#: How far back ``lag_1h_est`` looks for a volume when the last hour is missing (2016 MAE
-#: of the online model: 182.9 with 2 hours, 182.1 with 3, 182.2 with 6, 182.3 with 24).
+#: How far back ``lag_1h_est`` looks for a volume when the last hour is missing (the best
+#: of the lengths tried on 2016: docs/models.md).
 ESTIMATE_FROM_HOURS = 3
 #: The source's primary weather conditions; anything else is coded as missing.
 WEATHER_CODES = {
@@ -188,9 +180,8 @@ class StationHistory:
     def _seasonal_mean(self, hour: int, holiday_days: set[int]) -> float:
         """The mean volume at ``hour`` minus one to four weeks, skipping holiday dates.
 
-        A holiday in the last four weeks pulled the mean far down for its hours (New Year's
-        Day in January's means); skipping them: 2016 MAE of the batch model 175.1 -> 173.9
-        (mean of 5 seeds, better on each), of the online model 182.1 -> 180.3.
+        A holiday in the last four weeks would pull the mean far down for its hours (New
+        Year's Day in January's means); skipping them helps both models on 2016.
         """
         get = self.volumes.get
         present = []

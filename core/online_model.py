@@ -8,26 +8,8 @@ a learning-rate schedule. Two such models learn side by side, one for the median
 loss) and one for the mean (squared loss), and their predictions are averaged, as in the
 batch model: their errors differ enough that the mean beats either.
 
-Chosen on data before 2017 (predict-then-learn from 2012-10, scored on 2016), MAE:
-
-=============================================================  =====
-online model                                                    MAE
-=============================================================  =====
-first version                                                   217.9
-absolute loss, slope on last week's hour                        193.0
-absolute loss, slope on the four-week mean                      190.2
-... with a skipped last hour estimated, day-off holidays as     177.4
-Sundays (:mod:`core.features`)
-squared loss alone                                              180.7
-**mean of the absolute and squared loss models**                174.8
-=============================================================  =====
-
-Tried and not kept: the four-week mean beside last week's hour (193.9); more terms
-(slopes per hour of the week, per weekday type, for holidays: worse; weather, month,
-temperature: 178.0-179.9 against 177.4); a residual target (much worse); a Huber loss
-(191.5); the models at learning rates 0.02 and 0.06 averaged (175.9); the last hour's own
-error per hour of the day (173.8 with both losses, kept out for the state it needs);
-Adam or RMSProp ran at a tenth of the speed.
+How it was chosen on data before 2017 (predict-then-learn from 2012-10, scored on 2016),
+and what was tried and not kept, is in ``docs/models.md``.
 
 >>> model = OnlineModel()
 >>> x = {"hour_of_week": 8.0, "hour": 8.0, "is_holiday": 0.0, "is_day_off": 0.0,
@@ -58,8 +40,8 @@ def sparse_terms(features: Mapping[str, float]) -> dict[str, float]:
 
     The last hour is ``lag_1h_est``: the source's skipped hours estimated from the hours
     before (:mod:`core.features`). Where even that is missing, ``lag_2h`` stands in (flagged
-    per hour): rows without the last hour had a 2016 MAE near 370. If it is still missing,
-    the other lags get slopes of their own for that "no recent hour" regime.
+    per hour): rows without the last hour were by far the worst predicted. If it is still
+    missing, the other lags get slopes of their own for that "no recent hour" regime.
 
     >>> sorted(sparse_terms({"hour_of_week": 8.0, "hour": 8.0, "is_holiday": 0.0, "is_day_off": 0.0, "lag_1h_est": float("nan"),
     ...     "lag_2h": 800.0, "wk4_mean": 5000.0, "mean_24h": 2500.0}))

@@ -120,9 +120,10 @@ def process_batches(
     """Process several batches, each with its own states, predicting all of them in one call.
 
     A consumer reading many shards hands them over together, one model call per group:
-    scikit-learn visits the default's 1,000 trees one call each, so a call costs about 12 ms
-    before its first row (measured on a model fitted to a synthetic year: 11.7 ms for one
-    row, 85 µs a row in 500-row calls, 55 in 2,000-row calls).
+    scikit-learn walks the trees one Python-level call per tree (2 × ``TRAFFIC_BATCH_TREES``,
+    500 per member by default), so every call pays a fixed cost before its first row (about
+    12 ms for the default's 2 × 500 trees) and larger calls cost less a row
+    (``docs/benchmarks.md``).
     Every outcome is exactly what :func:`process_batch` gives for that batch alone.
 
     >>> from core import synthetic, dataset

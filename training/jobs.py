@@ -1,9 +1,12 @@
 """The training jobs: the first fit from the dataset, and retraining on what the stream saw.
 
 Both log a run to MLflow (parameters, holdout MAE/RMSE/R², the model with signature and
-input example). The first fit becomes ``champion`` at once; a retrained model becomes
-champion only if it beats the current champion on the most recent window, both scored
-on hours neither was fitted on.
+input example). The first fit becomes ``champion`` at once. A retrained candidate and the
+current champion are both scored on the most recent ``TRAFFIC_HOLDOUT_DAYS``, hours neither
+was fitted on; the candidate is refitted on every hour and becomes champion unless its
+holdout MAE exceeds the champion's by more than ``TRAFFIC_PROMOTION_TOLERANCE`` (default
+5 %): the two are nearly the same model, so a strict "must win" would reject retrains on a
+week of noise, while the margin still stops a broken fit.
 """
 
 from __future__ import annotations
@@ -142,7 +145,7 @@ class Retrainer:
         promoted = result.holdout.mae <= champion.mae * (1.0 + self.settings.promotion_tolerance)
         version = None
         if promoted:
-            result = fitting.refitted(result, data)  # only a winner is worth the second fit
+            result = fitting.refitted(result, data)  # only a promoted candidate is worth the second fit
             version = _register(
                 self.settings, result, "retrain", data.X[data.before(cutoff)].tail(500),
                 extra_metrics=champion.as_metrics("champion_holdout_"),

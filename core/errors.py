@@ -27,6 +27,16 @@ class PermanentError(TrafficStreamError):
     """An error that no retry can cure; its message is one line saying what to do."""
 
 
+class StateSnapshotError(TrafficStreamError, ValueError):
+    """A state blob that cannot be loaded: corrupt, tampered with, of an unknown version, or a
+    pickle of the format before snapshots. Permanent for that shard (reading it again gives
+    the same), which stops while the others go on: not a :class:`PermanentError` of the process."""
+
+
+class LegacyStateError(StateSnapshotError):
+    """A pickled state, as stored before snapshots: ``python -m infra migrate-state`` rewrites it."""
+
+
 def exit_on(component: str, error: PermanentError) -> int:
     """Print ``error`` as the component's one last line (stderr) and return the exit code.
 

@@ -31,7 +31,7 @@ stations after every batch, on the thread that processes records.
 >>> load_states(blob.replace(b'"updates":0', b'"updates":9'))
 Traceback (most recent call last):
 ...
-core.state_codec.StateSnapshotError: a corrupt state snapshot: its stations do not match its checksum
+core.errors.StateSnapshotError: a corrupt state snapshot: its stations do not match its checksum
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ import json
 import zlib
 from collections.abc import Callable
 
+from core.errors import LegacyStateError, StateSnapshotError  # noqa: F401 (raised here, caught by callers)
 from core.processing import StationState
 
 FORMAT = "traffic-stream/station-states"
@@ -54,15 +55,6 @@ _PICKLE_MARK = b"\x80"
 _SHAPE_ERRORS = (ArithmeticError, AttributeError, KeyError, TypeError, ValueError)
 #: What reading text that is not JSON raises (UTF-8's and JSON's errors are ValueErrors).
 _TEXT_ERRORS = (RecursionError, ValueError)
-
-
-class StateSnapshotError(ValueError):
-    """A state blob that cannot be loaded: corrupt, tampered with, of an unknown version, or a
-    pickle of the format before snapshots. Permanent: reading it again gives the same."""
-
-
-class LegacyStateError(StateSnapshotError):
-    """A pickled state, as stored before snapshots: ``python -m infra migrate-state`` rewrites it."""
 
 
 def dump_states(states: dict[str, StationState]) -> bytes:

@@ -1,5 +1,6 @@
-"""``python -m infra create|delete|migrate-state``: provision or remove everything, or rewrite
-pickled states as snapshots (:mod:`infra.migrate_state`), idempotently."""
+"""``python -m infra create|delete|migrate-state|audit``: provision or remove everything, rewrite
+pickled states as snapshots (:mod:`infra.migrate_state`), or hold a component's recorded AWS
+calls against its policy (:mod:`infra.call_log`)."""
 
 from __future__ import annotations
 
@@ -12,19 +13,23 @@ from pathlib import Path
 
 from adapters import aws
 from core.config import Settings
+from infra import call_log
 from infra.migrate_state import StateMigration
+from infra.policies import LAMBDA_SERVICE_SIDS, POLICIES
 from infra.provision import Provisioner
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m infra", description=__doc__)
-    parser.add_argument("action", choices=["create", "delete", "migrate-state"])
+    parser.add_argument("action", choices=["create", "delete", "migrate-state", "audit"])
     parser.add_argument("--no-iam", action="store_true", help="skip IAM (for accounts where you may not manage it)")
     parser.add_argument("--users", action="store_true",
                         help="also create an IAM user and access key per component, stored as AWS profiles")
     parser.add_argument("--credentials-file", type=Path, default=None,
                         help="shared-credentials file for --users (default: TRAFFIC_HOME/credentials, mode 0600)")
     parser.add_argument("--dry-run", action="store_true", help="migrate-state: read and convert, write nothing")
+    parser.add_argument("--call-log", type=Path, help="audit: a file written with TRAFFIC_AWS_CALL_LOG (infra/call_log.py)")
+    parser.add_argument("--component", choices=[*POLICIES, "lambda"], help="audit: whose policy to hold it against")
     return parser
 
 
@@ -41,6 +46,15 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(dataclasses.asdict(report), indent=2))
         return 1 if report.failed else 0
     provisioner = Provisioner(settings)
+    if args.action == "audit":
+        if args.call_log is None or args.component is None:
+            parser.error("audit needs --call-log and --component")
+        document, service_sids = provisioner.policy_document(args.component), ()
+        if args.component == "lambda":
+            service_sids = LAMBDA_SERVICE_SIDS  # Lambda's own calls for the mapping: not in a handler's log
+        result = call_log.audit(call_log.read(args.call_log), document, service_sids)
+        print(result.table())
+        return 0 if result.exact else 1
     if args.action == "create":
         created = provisioner.create(with_iam=not args.no_iam)
         if args.users:

@@ -8,8 +8,8 @@ without changing them: botocore loads client plugins named in
         python -m consumer
 
 Each call appends one JSON line (the IAM action, the region and the parameters that name
-its resource) to ``TRAFFIC_AWS_CALL_LOG``; ``python -m infra audit`` compares a log with a
-component's policy. The project's least-privilege test runs every component this way.
+its resource) to ``TRAFFIC_AWS_CALL_LOG``; ``python -m infra audit --call-log FILE --component
+NAME`` compares a log with that component's policy as ``infra create`` installs it. The project's least-privilege test runs every component this way.
 botocore marks its plugin hook experimental: the lock pins botocore, and that test fails
 loudly if the hook stops being called.
 
@@ -23,11 +23,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from adapters.aws import RESOURCE_PARAMS
 from adapters.iam_actions import UNAUTHORIZED, iam_action
 from core.config import Settings
+from infra.policies import allowed_actions
 
 #: Each log's file descriptor, opened at the first call.
 _files: dict[str, int] = {}
@@ -57,3 +59,38 @@ def read(path: Path) -> list[dict]:
 def used_actions(entries: Iterable[dict]) -> set[str]:
     """The actions the calls needed (those no policy governs left out)."""
     return {e["action"] for e in entries} - UNAUTHORIZED
+
+
+@dataclass(frozen=True)
+class Audit:
+    """A component's calls held against its policy: equal sets, or what is missing or unused."""
+
+    allowed: frozenset[str]
+    used: frozenset[str]
+
+    @property
+    def missing(self) -> set[str]:
+        return set(self.used - self.allowed)
+
+    @property
+    def unused(self) -> set[str]:
+        return set(self.allowed - self.used)
+
+    @property
+    def exact(self) -> bool:
+        return self.allowed == self.used
+
+    def table(self) -> str:
+        rows = [("allowed", self.allowed), ("used", self.used), ("missing", self.missing), ("unused", self.unused)]
+        return "\n".join(f"{name:<9}{', '.join(sorted(actions)) or '-'}" for name, actions in rows)
+
+
+def audit(entries: Iterable[dict], document: dict, without_sids: tuple[str, ...] = ()) -> Audit:
+    """Compare the calls of ``entries`` with the actions ``document`` allows (less ``without_sids``).
+
+    >>> policy = {"Statement": [{"Action": ["s3:GetObject", "s3:ListBucket"], "Resource": ["*"]}]}
+    >>> result = audit([{"action": "s3:GetObject", "region": "r", "resource": {}}], policy)
+    >>> result.exact, result.unused
+    (False, {'s3:ListBucket'})
+    """
+    return Audit(frozenset(allowed_actions(document, without_sids)), frozenset(used_actions(entries)))

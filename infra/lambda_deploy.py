@@ -54,7 +54,7 @@ class LambdaDeployer:
         resources = self.provisioner.resources()
         queue_url = self.sqs.create_queue(QueueName=self.queue)["QueueUrl"]
         queue_arn = self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        role_arn = self.provisioner.create_lambda_role(resources)
+        role_arn = self.provisioner.create_lambda_role()
         environment = {"Variables": {k: v for k, v in self._environment().items() if v}}
         try:
             kind = {"PackageType": "Image"} if "ImageUri" in code else {"Runtime": "python3.11", "Handler": HANDLER}

@@ -126,7 +126,7 @@ class Provisioner:
                     raise
             self.iam.attach_role_policy(RoleName=name, PolicyArn=arn)
             arns[component] = arn
-        self.create_lambda_role(resources)
+        self.create_lambda_role()
         return arns
 
     def lambda_names(self) -> tuple[str, str]:
@@ -134,15 +134,22 @@ class Provisioner:
         function = f"{self.settings.resource_prefix}-consumer-lambda"
         return function, f"{function}-failures"
 
-    def create_lambda_role(self, resources: Resources | None = None) -> str:
+    def policy_document(self, component: str) -> dict:
+        """The policy ``component`` (one of :data:`infra.policies.POLICIES`, or ``lambda``) gets here."""
+        resources = self.resources()
+        if component != "lambda":
+            return POLICIES[component](resources)
+        function, queue = self.lambda_names()
+        return lambda_policy(resources, f"arn:{resources.partition}:sqs:{resources.region}:{resources.account}:{queue}",
+                             function)
+
+    def create_lambda_role(self) -> str:
         """The role the Lambda consumer runs as (:func:`infra.policies.lambda_policy`); returns its ARN.
 
         Created with the other identities so that all of IAM is set up in one place;
         ``infra.lambda_deploy`` deploys the function with it.
         """
-        resources = resources or self.resources()
-        function, queue = self.lambda_names()
-        queue_arn = f"arn:{resources.partition}:sqs:{resources.region}:{resources.account}:{queue}"
+        function, _ = self.lambda_names()
         trust = {"Version": "2012-10-17", "Statement": [
             {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
         try:
@@ -152,7 +159,7 @@ class Provisioner:
             if _code(exc) != "EntityAlreadyExists":
                 raise
             arn = self.iam.get_role(RoleName=function)["Role"]["Arn"]
-        document = lambda_policy(resources, queue_arn, function)
+        document = self.policy_document("lambda")
         self.iam.put_role_policy(RoleName=function, PolicyName="consumer", PolicyDocument=json.dumps(document))
         return arn
 

@@ -29,12 +29,10 @@ from pathlib import Path
 import boto3
 import pytest
 
-from adapters import aws
 from adapters.iam_actions import resource_arn
 from consumer import lambda_handler
-from infra import call_log, tracking_server
-from infra.emulator import wait_for_port
-from infra.policies import LAMBDA_SERVICE_SIDS, POLICIES, Resources, allowed_actions, lambda_policy
+from infra import call_log, emulator, server_process, tracking_server
+from infra.policies import LAMBDA_SERVICE_SIDS, POLICIES, Resources, lambda_policy
 from monitor.stream_contents import shard_records
 from tests.conftest import ROOT, free_port
 from tests.integration import helpers
@@ -55,11 +53,8 @@ class Stack:
         port = free_port()
         self.endpoint = f"http://127.0.0.1:{port}"
         self.processes: list[subprocess.Popen] = []
-        self.moto = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            env={"INITIAL_NO_AUTH_ACTION_COUNT": "4", "PATH": "/usr/bin:/bin"},
-            stdout=open(root / "moto-iam.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for_port("127.0.0.1", port, 30, self.moto)
+        # moto enforces IAM once this many actions have been made without it (the bootstrap's).
+        self.moto = emulator.start(port, root / "moto-iam.log", {"INITIAL_NO_AUTH_ACTION_COUNT": "4"})
         self.credentials = root / "credentials"
         self.calls = root / "calls"
         self.calls.mkdir()
@@ -182,8 +177,7 @@ class Stack:
                 process.wait(30)
         if getattr(self, "mlflow", None) is not None:
             tracking_server.stop(self.mlflow)
-        os.killpg(self.moto.pid, signal.SIGTERM)
-        self.moto.wait(30)
+        server_process.stop(self.moto)
 
 
 @pytest.fixture(scope="module")
@@ -253,29 +247,33 @@ def test_every_component_does_its_whole_job_as_its_own_user_and_uses_exactly_its
     assert all("stopped:" in log for log in logs)
     assert "dead letter" in "".join(logs)
 
-    lambda_calls, lambda_document = run_lambda_handler(s)
+    lambda_document = run_lambda_handler(s)
 
     resources = s.resources()
     policies = {component: build(resources) for component, build in POLICIES.items()}
     policies["lambda"] = lambda_document
     assert lambda_document == lambda_policy(resources, f"arn:aws:sqs:us-east-1:123456789012:{s.prefix}-consumer-lambda"
                                             "-failures", f"{s.prefix}-consumer-lambda")
-    report = {}
+    tables = []
     for component, document in policies.items():
-        entries = lambda_calls if component == "lambda" else call_log.read(s.calls / f"{component}.jsonl")
-        allowed = allowed_actions(document, LAMBDA_SERVICE_SIDS if component == "lambda" else ())
-        used = call_log.used_actions(entries)
-        report[component] = (sorted(allowed), sorted(used))
-        assert used == allowed, f"{component}: missing {sorted(used - allowed)}, unused {sorted(allowed - used)}"
+        # The operator's command: the log held against the policy `infra create` installs.
+        audited = s.run(["infra", "audit", "--call-log", str(s.calls / f"{component}.jsonl"), "--component", component],
+                        s.env(keys=s.admin_keys))
+        tables.append(f"{component}\n{audited.stdout}")
+        assert audited.returncode == 0, f"{component}: used and allowed actions differ\n{audited.stdout}{audited.stderr}"
+        entries = call_log.read(s.calls / f"{component}.jsonl")
+        used = call_log.audit(entries, document, LAMBDA_SERVICE_SIDS if component == "lambda" else ())
+        assert used.exact and used.used, used.table()
         outside = [e for e in entries if not covered(document, e, resources)]
         assert outside == [], f"{component} called outside its policy's resources: {outside[:5]}"
-    print("\n" + "\n".join(f"{c}: allowed {a}\n{' ' * len(c)}  used    {u}" for c, (a, u) in report.items()))
+    print("\n" + "\n".join(tables))
     output = "".join(p.read_text() for p in s.root.glob("*.log")) + produced.stdout + reconciled.stdout
     assert not any(secret in output for secret in s.secrets())
 
 
-def run_lambda_handler(s: Stack) -> tuple[list[dict], dict]:
-    """The Lambda handler, here, under the keys Lambda gives the function: those of its role."""
+def run_lambda_handler(s: Stack) -> dict:
+    """The Lambda handler, here, under the keys Lambda gives the function: those of its role.
+    Returns the role's policy, as `infra create` made it."""
     # `infra create` made the role with the other identities (moto cannot deploy the function
     # under IAM enforcement: it rejects the signature of every Lambda GET).
     role_name = f"{s.prefix}-consumer-lambda"
@@ -313,7 +311,7 @@ def run_lambda_handler(s: Stack) -> tuple[list[dict], dict]:
         os.environ.update(saved)
         lambda_handler._processor = None
     assert first["batchItemFailures"] == [] and second["batchItemFailures"] == []
-    return call_log.read(s.calls / "lambda.jsonl"), document
+    return document
 
 
 def covered(document: dict, entry: dict, r: Resources) -> bool:

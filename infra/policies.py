@@ -80,13 +80,8 @@ def consumer_policy(r: Resources) -> dict:
             "Action": ["kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:ListShards"],
             "Resource": [r.stream_arn],
         },
-        *_result_writes(r),
-        {
-            "Sid": "KeepModelState",
-            "Effect": "Allow",
-            "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-            "Resource": [r.objects_arn(r.bucket, STATE_PREFIX)],
-        },
+        _result_writes(r),
+        _state_access(r, "KeepModelState"),
         _seed_read(r),
         {
             # Scan: the lease coordinator reads the workers' heartbeats in one call.
@@ -152,13 +147,8 @@ LAMBDA_SERVICE_SIDS = ("EventSourceMapping", "OnFailureDestination", "Logs")
 def lambda_policy(r: Resources, queue_arn: str, function_name: str) -> dict:
     """The Lambda consumer's role: the handler's calls, then what Lambda calls on its behalf."""
     return _policy(
-        *_result_writes(r),
-        {
-            "Sid": "KeepStationState",
-            "Effect": "Allow",
-            "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-            "Resource": [r.objects_arn(r.bucket, STATE_PREFIX)],
-        },
+        _result_writes(r),
+        _state_access(r, "KeepStationState"),
         _seed_read(r),
         {
             "Sid": "StationPointers",
@@ -183,13 +173,23 @@ def lambda_policy(r: Resources, queue_arn: str, function_name: str) -> dict:
     )
 
 
-def _result_writes(r: Resources) -> list[dict]:
-    return [{
+def _result_writes(r: Resources) -> dict:
+    return {
         "Sid": "WriteResults",
         "Effect": "Allow",
         "Action": ["s3:PutObject"],
         "Resource": [r.objects_arn(r.bucket, PREDICTIONS_PREFIX), r.objects_arn(r.bucket, DEAD_LETTER_PREFIX)],
-    }]
+    }
+
+
+def _state_access(r: Resources, sid: str) -> dict:
+    """Read, write and delete the stream's state: a new object per commit, the one it replaced deleted."""
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+        "Resource": [r.objects_arn(r.bucket, STATE_PREFIX)],
+    }
 
 
 def _seed_read(r: Resources) -> dict:

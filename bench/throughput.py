@@ -354,6 +354,7 @@ def bench_workers(records, shards: int, workers: int, workdir: Path, emulator_pi
     (start-up and the first lease-taking are left out; what was done before is subtracted).
     """
     from adapters import aws
+    from consumer import checkpoint_table
     from infra.provision import Provisioner
     from monitor.stream_contents import shard_records
     from producer.kinesis_writer import KinesisWriter
@@ -369,17 +370,20 @@ def bench_workers(records, shards: int, workers: int, workdir: Path, emulator_pi
     assert sum(len(p) for p in position.values()) == len(records)
 
     dynamodb = aws.client("dynamodb", settings)
-    prefix = f"{settings.app_name}#"
 
     def progress() -> tuple[int, set[str]]:
         items = dynamodb.scan(TableName=settings.checkpoint_table, ConsistentRead=True)["Items"]
         done, owners = 0, set()
         for item in items:
-            shard = item["shard_key"]["S"].removeprefix(prefix)
-            if shard in position and "sequence_number" in item:
-                done += position[shard][item["sequence_number"]["S"]]
-            if "lease_owner" in item:
-                owners.add(item["lease_owner"]["S"])
+            shard = checkpoint_table.shard_of(settings.app_name, item)
+            if shard is None:
+                continue
+            committed = checkpoint_table.checkpoint(item).sequence_number
+            if shard in position and committed:
+                done += position[shard][committed]
+            owner = checkpoint_table.lease(shard, item).owner
+            if owner:
+                owners.add(owner)
         return done, owners
 
     processes = [start_consumer(settings, tracking_uri, workdir / f"worker-{workers}-{i}.log", f"w{i}",

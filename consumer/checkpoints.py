@@ -11,30 +11,23 @@ differs): results appear once.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from botocore.exceptions import ClientError
 
+from consumer import checkpoint_table as layout
+from consumer.checkpoint_table import (EMPTY, PENDING_UNTIL, SEQUENCE_NUMBER, SHARD_END, STATE_KEY, UPDATED_AT,
+                                       Checkpoint)
 from consumer.leases import LeaseLost
 from core.state_codec import SUFFIX
+
+__all__ = ["EMPTY", "STATE_PREFIX", "Checkpoint", "CheckpointStore", "Fence"]
 
 #: (owner, lease counter): what a fenced write is conditional on.
 Fence = tuple[str, int]
 
 
 STATE_PREFIX = "state/"
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    sequence_number: str | None
-    pending_until: str | None
-    state_key: str | None
-    shard_end: bool
-
-
-EMPTY = Checkpoint(None, None, None, False)
 
 
 class CheckpointStore:
@@ -46,18 +39,11 @@ class CheckpointStore:
         self.app_name = app_name
 
     def _key(self, shard_id: str) -> dict:
-        return {"shard_key": {"S": f"{self.app_name}#{shard_id}"}}
+        return layout.shard_key(self.app_name, shard_id)
 
     def get(self, shard_id: str) -> Checkpoint:
         item = self.dynamodb.get_item(TableName=self.table, Key=self._key(shard_id), ConsistentRead=True).get("Item")
-        if not item:
-            return EMPTY
-        return Checkpoint(
-            sequence_number=item.get("sequence_number", {}).get("S"),
-            pending_until=item.get("pending_until", {}).get("S"),
-            state_key=item.get("state_key", {}).get("S"),
-            shard_end=item.get("shard_end", {}).get("BOOL", False),
-        )
+        return layout.checkpoint(item)
 
     def load_state_blob(self, checkpoint: Checkpoint) -> bytes | None:
         if checkpoint.state_key is None:
@@ -67,8 +53,8 @@ class CheckpointStore:
     def _update(self, shard_id: str, expression: str, values: dict, fence: Fence | None) -> None:
         kwargs = {}
         if fence is not None:
-            kwargs["ConditionExpression"] = "lease_owner = :owner AND lease_counter = :counter"
-            values = {**values, ":owner": {"S": fence[0]}, ":counter": {"N": str(fence[1])}}
+            kwargs["ConditionExpression"], held = layout.held_by(*fence)
+            values = {**values, **held}
         try:
             self.dynamodb.update_item(TableName=self.table, Key=self._key(shard_id), UpdateExpression=expression,
                                       ExpressionAttributeValues=values, **kwargs)
@@ -79,7 +65,7 @@ class CheckpointStore:
 
     def begin(self, shard_id: str, pending_until: str, fence: Fence | None = None) -> None:
         """Record that a batch ending at ``pending_until`` is about to be written."""
-        self._update(shard_id, "SET pending_until = :p, updated_at = :t",
+        self._update(shard_id, f"SET {PENDING_UNTIL} = :p, {UPDATED_AT} = :t",
                      {":p": {"S": pending_until}, ":t": {"S": _now()}}, fence)
 
     def put_state(self, shard_id: str, sequence_number: str | None, state_blob: bytes) -> str:
@@ -101,12 +87,12 @@ class CheckpointStore:
         The state the checkpoint pointed at before is not deleted here: see :meth:`discard_state`.
         """
         values = {":s": {"S": state_key}, ":t": {"S": _now()}, ":e": {"BOOL": shard_end}}
-        expression = "SET state_key = :s, updated_at = :t, shard_end = :e"
+        expression = f"SET {STATE_KEY} = :s, {UPDATED_AT} = :t, {SHARD_END} = :e"
         if sequence_number is not None:
-            expression += ", sequence_number = :q"
+            expression += f", {SEQUENCE_NUMBER} = :q"
             values[":q"] = {"S": sequence_number}
         try:
-            self._update(shard_id, expression + " REMOVE pending_until", values, fence)
+            self._update(shard_id, f"{expression} REMOVE {PENDING_UNTIL}", values, fence)
         except LeaseLost:
             self.discard_state(state_key)
             raise

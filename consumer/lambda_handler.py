@@ -32,6 +32,8 @@ from botocore.exceptions import ClientError  # noqa: E402
 
 from adapters import aws  # noqa: E402
 from adapters.result_store import ResultStore  # noqa: E402
+from consumer import checkpoint_table as layout  # noqa: E402
+from consumer.checkpoint_table import LAST_SEQUENCE, STATE_KEY, VERSION  # noqa: E402
 from consumer.checkpoints import STATE_PREFIX  # noqa: E402
 from core.batch_model import serve_single_threaded  # noqa: E402
 from core.config import Settings  # noqa: E402
@@ -52,29 +54,31 @@ class StationStore:
         self.dynamodb, self.s3, self.table, self.bucket, self.app_name = dynamodb, s3, table, bucket, app_name
 
     def _key(self, station_id: str) -> dict:
-        return {"shard_key": {"S": f"{self.app_name}#station#{station_id}"}}
+        return layout.station_key(self.app_name, station_id)
 
     def load(self, station_id: str, seed: bytes | None) -> tuple[StationState, int, int]:
         """The station's state, the version it was loaded at, and its last committed sequence number."""
         item = self.dynamodb.get_item(TableName=self.table, Key=self._key(station_id), ConsistentRead=True).get("Item")
-        if not item:
+        pointer = layout.station(item)
+        if pointer is None:
             states = load_states(seed) if seed else {}
             return states.get(station_id, StationState()), 0, -1
-        blob = self.s3.get_object(Bucket=self.bucket, Key=item["state_key"]["S"])["Body"].read()
-        return load_states(blob)[station_id], int(item["version"]["N"]), int(item["last_sequence"]["S"])
+        blob = self.s3.get_object(Bucket=self.bucket, Key=pointer.state_key)["Body"].read()
+        return load_states(blob)[station_id], pointer.version, pointer.last_sequence
 
     def commit(self, station_id: str, state: StationState, version: int, last_sequence: str) -> None:
         key = f"{STATE_PREFIX}{self.app_name}/station={station_id}/{version + 1}-{uuid.uuid4().hex[:8]}{SUFFIX}"
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=dump_states({station_id: state}))
-        condition = "attribute_not_exists(version)" if version == 0 else "version = :v"
+        condition = f"attribute_not_exists({VERSION})" if version == 0 else f"{VERSION} = :v"
         values = {":n": {"N": str(version + 1)}, ":k": {"S": key}, ":s": {"S": last_sequence}}
         if version:
             values[":v"] = {"N": str(version)}
         try:
             replaced = self.dynamodb.update_item(
                 TableName=self.table, Key=self._key(station_id), ConditionExpression=condition,
-                UpdateExpression="SET version = :n, state_key = :k, last_sequence = :s", ExpressionAttributeValues=values,
-                ReturnValues="UPDATED_OLD").get("Attributes", {}).get("state_key", {}).get("S")
+                UpdateExpression=f"SET {VERSION} = :n, {STATE_KEY} = :k, {LAST_SEQUENCE} = :s",
+                ExpressionAttributeValues=values, ReturnValues="UPDATED_OLD",
+            ).get("Attributes", {}).get(STATE_KEY, {}).get("S")
         except ClientError as exc:
             self.s3.delete_object(Bucket=self.bucket, Key=key)
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":

@@ -23,9 +23,11 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
+
+from consumer import checkpoint_table as layout
+from consumer.checkpoint_table import HASH_KEY, LEASE_COUNTER, LEASE_OWNER, Lease
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +37,6 @@ SAFETY = 0.8
 
 class LeaseLost(RuntimeError):
     """This worker no longer holds the lease of a shard it was working on."""
-
-
-@dataclass(frozen=True)
-class Lease:
-    shard_id: str
-    owner: str | None
-    counter: int
-    finished: bool
 
 
 def new_worker_id() -> str:
@@ -94,7 +88,7 @@ class LeaseCoordinator:
     # -- keys ---------------------------------------------------------------------------------
 
     def _key(self, shard_id: str) -> dict:
-        return {"shard_key": {"S": f"{self.app_name}#{shard_id}"}}
+        return layout.shard_key(self.app_name, shard_id)
 
     def fence(self, shard_id: str) -> tuple[str, int]:
         """The token a write for ``shard_id`` is conditional on; raises if the lease is gone."""
@@ -107,27 +101,21 @@ class LeaseCoordinator:
     def leases(self, shard_ids: list[str]) -> dict[str, Lease]:
         out = {}
         for shard_id in shard_ids:
-            item = self.dynamodb.get_item(TableName=self.table, Key=self._key(shard_id), ConsistentRead=True).get("Item", {})
-            out[shard_id] = Lease(
-                shard_id,
-                item.get("lease_owner", {}).get("S"),
-                int(item.get("lease_counter", {}).get("N", "0")),
-                item.get("shard_end", {}).get("BOOL", False),
-            )
+            item = self.dynamodb.get_item(TableName=self.table, Key=self._key(shard_id), ConsistentRead=True)
+            out[shard_id] = layout.lease(shard_id, item.get("Item"))
         return out
 
     def live_workers(self) -> set[str]:
         """Workers whose heartbeat moved within a lease period (this one included)."""
-        prefix = f"{self.app_name}#worker#"
         now = self.clock()
         alive = {self.worker_id}
         pages = self.dynamodb.get_paginator("scan").paginate(
-            TableName=self.table, FilterExpression="begins_with(shard_key, :p)",
-            ExpressionAttributeValues={":p": {"S": prefix}}, ConsistentRead=True)
+            TableName=self.table, FilterExpression=f"begins_with({HASH_KEY}, :p)",
+            ExpressionAttributeValues={":p": {"S": layout.worker_prefix(self.app_name)}}, ConsistentRead=True)
         for page in pages:
             for item in page["Items"]:
-                worker = item["shard_key"]["S"][len(prefix):]
-                beat = int(item["lease_counter"]["N"])
+                worker = layout.worker_of(self.app_name, item)
+                beat = layout.counter(item)
                 seen = self._observed.get(f"worker#{worker}")
                 if seen is None or seen[0] != beat:
                     self._observed[f"worker#{worker}"] = (beat, now)
@@ -147,22 +135,22 @@ class LeaseCoordinator:
 
     def _heartbeat(self) -> None:
         self.dynamodb.update_item(
-            TableName=self.table, Key=self._key(f"worker#{self.worker_id}"),
-            UpdateExpression="ADD lease_counter :one", ExpressionAttributeValues={":one": {"N": "1"}})
+            TableName=self.table, Key=layout.worker_key(self.app_name, self.worker_id),
+            UpdateExpression=f"ADD {LEASE_COUNTER} :one", ExpressionAttributeValues={":one": {"N": "1"}})
 
     def _write(self, shard_id: str, expected: int | None, owner: str | None) -> int | None:
         """Set the owner and bump the counter if it is still ``expected``; the new counter or None."""
         new = (expected or 0) + 1
         values = {":new": {"N": str(new)}}
         if expected is None:
-            condition = "attribute_not_exists(lease_counter)"
+            condition = f"attribute_not_exists({LEASE_COUNTER})"
         else:
-            condition = "lease_counter = :seen"
+            condition = f"{LEASE_COUNTER} = :seen"
             values[":seen"] = {"N": str(expected)}
         if owner is None:
-            update = "SET lease_counter = :new REMOVE lease_owner"
+            update = f"SET {LEASE_COUNTER} = :new REMOVE {LEASE_OWNER}"
         else:
-            update = "SET lease_counter = :new, lease_owner = :owner"
+            update = f"SET {LEASE_COUNTER} = :new, {LEASE_OWNER} = :owner"
             values[":owner"] = {"S": owner}
         try:
             self.dynamodb.update_item(TableName=self.table, Key=self._key(shard_id), UpdateExpression=update,
@@ -190,25 +178,28 @@ class LeaseCoordinator:
             else:
                 self._hold(shard_id, new)
         for shard_id in lost:
-            self.held.pop(shard_id, None)
-            self.deadline.pop(shard_id, None)
+            self.forget(shard_id)
             log.warning("%s lost the lease of %s", self.worker_id, shard_id)
         return lost
 
     def _write_owned(self, shard_id: str, counter: int, release: bool = False) -> int | None:
         """Bump (renew) or give up (release) a lease we hold at ``counter``; the new counter or None."""
+        condition, held = layout.held_by(self.worker_id, counter)
         try:
             self.dynamodb.update_item(
                 TableName=self.table, Key=self._key(shard_id),
-                UpdateExpression="SET lease_counter = :new" + (" REMOVE lease_owner" if release else ""),
-                ConditionExpression="lease_owner = :me AND lease_counter = :seen",
-                ExpressionAttributeValues={":new": {"N": str(counter + 1)}, ":me": {"S": self.worker_id},
-                                           ":seen": {"N": str(counter)}})
+                UpdateExpression=f"SET {LEASE_COUNTER} = :new" + (f" REMOVE {LEASE_OWNER}" if release else ""),
+                ConditionExpression=condition, ExpressionAttributeValues={":new": {"N": str(counter + 1)}, **held})
         except ClientError as exc:
             if _conditional_failed(exc):
                 return None
             raise
         return counter + 1
+
+    def forget(self, shard_id: str) -> None:
+        """Stop holding ``shard_id`` without writing: a refused write showed its lease has moved on."""
+        self.held.pop(shard_id, None)
+        self.deadline.pop(shard_id, None)
 
     def release(self, shard_id: str) -> None:
         counter = self.held.pop(shard_id, None)

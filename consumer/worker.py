@@ -1,14 +1,11 @@
 """The consumer loop: every shard, from its checkpoint, batch by batch, exactly once in effect.
 
-Per batch: mark the batch pending in the checkpoint (while it is processed, pure, by
-:mod:`core.processing`), write results and dead letters to S3 under keys derived from the
-batch and the new state beside them, then move the checkpoint to that state and delete the
-state it replaced. The batches of several shards are read side by side and processed
-together (one call to the batch model), each still checkpointed on its own
-(docs/architecture.md). A crash anywhere in between is repaired on
-restart by re-processing exactly the pending range from the committed state. A shard is
-read from TRIM_HORIZON when it has no checkpoint, and a child shard only after its parents
-have been read to their end.
+Each round reads one batch from every shard that is ready (:mod:`adapters.kinesis_reader`),
+processes the batches of several shards together (one call to the batch model, by
+:mod:`core.processing`) and commits each shard's on its own (:mod:`consumer.commit`). With a
+:class:`~consumer.leases.LeaseCoordinator` it reads only the shards it leases. A child
+shard is read only after its parents have been read to their end. This module keeps the
+loop and its error policy: which failure retries a batch, stops a shard, or ends the process.
 """
 
 from __future__ import annotations
@@ -17,20 +14,22 @@ import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from botocore.exceptions import ClientError
 
 from adapters import aws
+from adapters.kinesis_reader import KinesisReader, ReadAhead
 from adapters.model_registry import Champion
 from adapters.result_store import ResultStore
 from consumer.checkpoints import Checkpoint, CheckpointStore
+from consumer.commit import BatchCommit, Committed, Failed
 from consumer.leases import LeaseCoordinator, LeaseLost
-from core.state_codec import StateSnapshotError, dump_states, load_states
 from consumer.streaming_run import StreamingRun
 from core.config import Settings
-from core.processing import BatchOutcome, RawRecord, StationState, process_batches
+from core.processing import RawRecord, StationState, process_batches
+from core.state_codec import StateSnapshotError, dump_states, load_states
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +46,8 @@ class ShardCursor:
     states: dict[str, StationState] | None = None
     iterator: str | None = None
     finished: bool = False
-    #: The next GetRecords, already on its way while this batch is processed: (iterator, response).
-    prefetched: tuple[str, Future] | None = None
+    #: The next GetRecords, already on its way while this batch is processed.
+    prefetched: ReadAhead | None = None
     #: Why the shard is no longer read (a state that cannot be loaded), its checkpoint left as it was.
     stopped: str | None = None
 
@@ -62,7 +61,6 @@ class ShardBatch:
     following: str | None
     #: A re-read of the range a crashed predecessor left pending: read on from the checkpoint after it.
     repair: bool = False
-    pending: Future | None = None
 
     @property
     def last(self) -> str:
@@ -94,7 +92,7 @@ class Consumer:
         leases: LeaseCoordinator | None = None,
     ) -> None:
         self.settings = settings
-        self.kinesis = kinesis
+        self.reader = KinesisReader(kinesis, settings.stream_name, settings.batch_size, self._background)
         self.store = store
         self.checkpoints = checkpoints
         self.champion = champion
@@ -111,6 +109,7 @@ class Consumer:
         self._io: ThreadPoolExecutor | None = None
         #: A permanent error met in the background (deleting a replaced state): ends the loop.
         self._fatal: Exception | None = None
+        self.commit = BatchCommit(checkpoints, store, self._background, self._fence, self._discard_state)
 
     def seed(self) -> bytes:
         """Where a shard without a checkpoint starts: the state training left, if any."""
@@ -118,22 +117,13 @@ class Consumer:
             self._seed = self.store.read_seed() or dump_states({})
         return self._seed
 
-    # -- shards ---------------------------------------------------------------------------
+    # -- shards -----------------------------------------------------------------------------
 
     def discover(self) -> None:
-        shards, token = [], None
-        while True:
-            kwargs = {"NextToken": token} if token else {"StreamName": self.settings.stream_name}
-            page = self.kinesis.list_shards(**kwargs)
-            shards.extend(page["Shards"])
-            token = page.get("NextToken")
-            if not token:
-                break
-        for shard in shards:
-            parents = tuple(p for p in (shard.get("ParentShardId"), shard.get("AdjacentParentShardId")) if p)
-            self.shards[shard["ShardId"]] = parents
-            if self.leases is None and shard["ShardId"] not in self.cursors:
-                self.cursors[shard["ShardId"]] = self._open(shard["ShardId"], parents)
+        for shard in self.reader.shards():
+            self.shards[shard.shard_id] = shard.parent_ids
+            if self.leases is None and shard.shard_id not in self.cursors:
+                self.cursors[shard.shard_id] = self._open(shard.shard_id, shard.parent_ids)
         self._discovered_at = time.monotonic()
 
     def balance(self) -> None:
@@ -191,12 +181,7 @@ class Consumer:
         return self.leases.fence(shard_id) if self.leases is not None else None
 
     def _new_iterator(self, cursor: ShardCursor) -> str:
-        kwargs = {"StreamName": self.settings.stream_name, "ShardId": cursor.shard_id}
-        if cursor.checkpoint.sequence_number:
-            kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=cursor.checkpoint.sequence_number)
-        else:
-            kwargs["ShardIteratorType"] = "TRIM_HORIZON"
-        return self.kinesis.get_shard_iterator(**kwargs)["ShardIterator"]
+        return self.reader.iterator(cursor.shard_id, cursor.checkpoint.sequence_number)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -211,9 +196,6 @@ class Consumer:
         if self.champion is not None:
             self.champion.refresh()
         return self._poll_round([cursor for cursor in list(self.cursors.values()) if self._ready(cursor)])
-
-    def _poll_shard(self, cursor: ShardCursor) -> int:
-        return self._poll_round([cursor])
 
     def _poll_round(self, cursors: list[ShardCursor]) -> int:
         """One batch from each shard, processed in groups of about ``batch_size`` records.
@@ -264,7 +246,7 @@ class Consumer:
     def _send_read(self, cursor: ShardCursor) -> None:
         """Put this shard's next GetRecords on its way, unless one already is."""
         if cursor.prefetched is None and cursor.iterator is not None and cursor.checkpoint.pending_until is None:
-            cursor.prefetched = (cursor.iterator, self._background(self._read, cursor.iterator))
+            cursor.prefetched = self.reader.send(cursor.iterator)
 
     def _collect(self, cursor: ShardCursor) -> ShardBatch | None:
         """This shard's batch for this round; None if reading failed (already handled)."""
@@ -272,22 +254,20 @@ class Consumer:
             if cursor.states is None:
                 cursor.committed_blob = self._initial_state(cursor)
                 cursor.states = load_states(cursor.committed_blob)
-            if cursor.checkpoint.pending_until is not None:
-                # Continue after the repaired range, from the checkpoint (no following iterator).
-                return ShardBatch(cursor, self._read_pending(cursor), following=None, repair=True)
+            checkpoint = cursor.checkpoint
+            if checkpoint.pending_until is not None:
+                # Exactly the range a crashed predecessor was writing, from the committed state;
+                # then on from the checkpoint after it (no following iterator).
+                log.info("shard %s: re-processing the pending range up to %s", cursor.shard_id,
+                         int(checkpoint.pending_until))
+                records = self.reader.read_range(cursor.shard_id, checkpoint.sequence_number, checkpoint.pending_until)
+                return ShardBatch(cursor, records, following=None, repair=True)
             if cursor.iterator is None:
                 cursor.iterator = self._new_iterator(cursor)
-            response = self._get_records(cursor)
-            records = response["Records"]
-            following = response.get("NextShardIterator")
-            if records and following and (len(records) >= self.settings.batch_size
-                                          or response.get("MillisBehindLatest", 0) > 0):
-                # Only while behind the tip. At the tip a read sent now would return at once
-                # with what arrived meanwhile (next to nothing), and the records arriving
-                # while this batch is processed would wait for that small batch to be
-                # processed too: one read after processing gets them all, sooner.
-                cursor.prefetched = (following, self._background(self._read, following))
-            return ShardBatch(cursor, records, following)
+            ahead, cursor.prefetched = cursor.prefetched, None
+            page = self.reader.page(cursor.iterator, ahead)
+            cursor.prefetched = self.reader.read_ahead(page)
+            return ShardBatch(cursor, page.records, page.following)
         except Exception as exc:
             self._on_error(cursor, exc)
             return None
@@ -305,6 +285,52 @@ class Consumer:
             except Exception as exc:
                 self._on_error(cursor, exc)
 
+    # -- committing -------------------------------------------------------------------------
+
+    def _handle(self, group: list[ShardBatch]) -> int:
+        """Process a group of shards' batches together and commit each shard's on its own.
+
+        The commit protocol (:class:`consumer.commit.BatchCommit`) yields each shard's result
+        as soon as it is known; a failure goes through :meth:`_on_error` right then, which
+        may end the round (a permanent error), while the other shards go on.
+        """
+        now = datetime.now(UTC).isoformat()
+        predictor = self.champion if self.champion is not None and self.champion.ready else None
+
+        def process(batches: list[ShardBatch]):
+            return process_batches([(b.raws(), b.cursor.states) for b in batches], predictor, now)
+
+        handled = 0
+        for result in self.commit.run(group, process, now):
+            result.batch.cursor.checkpoint = result.checkpoint
+            if isinstance(result, Failed):
+                self._on_error(result.batch.cursor, result.error)
+            else:
+                handled += self._committed(result)
+        return handled
+
+    def _committed(self, result: Committed) -> int:
+        """Account for a committed batch and move its shard on; returns its records."""
+        batch, outcome = result.batch, result.outcome
+        for letter in outcome.dead_letters:
+            log.warning("dead letter %s/%s: %s", letter.shard_id, letter.sequence_number, letter.message[:300])
+        batch.cursor.committed_blob = result.state_blob
+        self.stats.records += len(batch.records)
+        self.stats.rows += len(outcome.rows)
+        self.stats.dead_letters += len(outcome.dead_letters)
+        self.stats.batches += 1
+        if self.streaming_run is not None:
+            self.streaming_run.observe(outcome.rows, len(outcome.dead_letters))
+        self._advance(batch)
+        return len(batch.records)
+
+    def _finish(self, cursor: ShardCursor) -> None:
+        cursor.checkpoint = self.commit.end_shard(cursor.shard_id, cursor.checkpoint, cursor.committed_blob)
+        cursor.finished = True
+        log.info("shard %s: read to its end (closed after resharding)", cursor.shard_id)
+
+    # -- errors -----------------------------------------------------------------------------
+
     def _on_error(self, cursor: ShardCursor, exc: Exception) -> None:
         if aws.permanent(exc) is not None:
             raise exc  # denied, bad credentials, a missing resource: no retry can cure it
@@ -313,7 +339,7 @@ class Consumer:
             if self.cursors.get(cursor.shard_id) is cursor:  # not a cursor reopened since
                 del self.cursors[cursor.shard_id]
                 if self.leases is not None:
-                    self.leases.held.pop(cursor.shard_id, None)
+                    self.leases.forget(cursor.shard_id)
         elif isinstance(exc, ClientError) and exc.response["Error"]["Code"] == "ExpiredIteratorException":
             log.info("shard %s: iterator expired, renewing from the checkpoint", cursor.shard_id)
             cursor.iterator = None
@@ -321,143 +347,6 @@ class Consumer:
             self._stop(cursor, exc)
         else:  # S3/DynamoDB down, a model failing: retry the batch later
             self._fail(cursor, exc)
-
-    def _read(self, iterator: str) -> dict:
-        return self.kinesis.get_records(ShardIterator=iterator, Limit=self.settings.batch_size)
-
-    def _background(self, call, *args, **kwargs) -> Future:
-        if self._io is None:
-            self._io = ThreadPoolExecutor(max_workers=8, thread_name_prefix="io")
-        return self._io.submit(call, *args, **kwargs)
-
-    def _discard_state(self, state_key: str | None) -> None:
-        try:
-            self.checkpoints.discard_state(state_key)
-        except Exception as exc:  # an orphan object costs storage, never a result: log and go on
-            if aws.permanent(exc) is not None:
-                self._fatal = exc
-                return
-            log.warning("could not delete the replaced state %s: %s: %s", state_key, type(exc).__name__, exc)
-
-    def close(self) -> None:
-        """Stop reading ahead; calls already sent (reads, state deletions) are waited for."""
-        if self._io is not None:
-            self._io.shutdown(wait=True, cancel_futures=True)
-            self._io = None
-        for cursor in self.cursors.values():
-            cursor.prefetched = None
-
-    def _get_records(self, cursor: ShardCursor) -> dict:
-        prefetched, cursor.prefetched = cursor.prefetched, None
-        if prefetched is not None and prefetched[0] == cursor.iterator:
-            return prefetched[1].result()
-        return self._read(cursor.iterator)
-
-    def _read_pending(self, cursor: ShardCursor) -> list[dict]:
-        """Re-read exactly the range a crashed predecessor was writing."""
-        until = int(cursor.checkpoint.pending_until)
-        log.info("shard %s: re-processing the pending range up to %s", cursor.shard_id, until)
-        records: list[dict] = []
-        iterator = self._new_iterator(cursor)
-        while iterator:
-            response = self.kinesis.get_records(ShardIterator=iterator, Limit=self.settings.batch_size)
-            batch = [r for r in response["Records"] if int(r["SequenceNumber"]) <= until]
-            records.extend(batch)
-            if len(batch) < len(response["Records"]) or (records and int(records[-1]["SequenceNumber"]) >= until):
-                break
-            if not response["Records"] and response.get("MillisBehindLatest", 0) == 0:
-                break  # the range is no longer on the stream (trimmed): keep what there is
-            iterator = response.get("NextShardIterator")
-        return records
-
-    def _handle(self, group: list[ShardBatch]) -> int:
-        """Process a group of shards' batches together, then write and checkpoint each shard's.
-
-        Ordering is what makes a batch exactly-once: its pending mark is stored before any
-        of its results is written, and its checkpoint moves only after every result and the
-        state are. Within those steps the calls travel together: the pending marks while the
-        group is computed (which is pure and needs them only before writing), each shard's
-        state beside its results, and all shards' writes side by side. A shard whose step
-        fails is rolled back and retried alone; the others go on.
-        """
-        live: list[ShardBatch] = []
-        for batch in group:
-            try:
-                batch.pending = self._background(self.checkpoints.begin, batch.cursor.shard_id, batch.last,
-                                                 self._fence(batch.cursor.shard_id))
-                live.append(batch)
-            except Exception as exc:
-                self._on_error(batch.cursor, exc)
-        now = datetime.now(UTC).isoformat()
-        predictor = self.champion if self.champion is not None and self.champion.ready else None
-        try:
-            outcomes = process_batches([(b.raws(), b.cursor.states) for b in live], predictor, now)
-        except Exception as exc:
-            for batch in live:
-                self._on_error(batch.cursor, exc)
-            return 0
-        written: list[tuple[ShardBatch, BatchOutcome, bytes, list[Future]]] = []
-        for batch, outcome in zip(live, outcomes, strict=True):
-            cursor = batch.cursor
-            try:
-                blob = dump_states(cursor.states)
-                batch.pending.result()
-                cursor.checkpoint = replace(cursor.checkpoint, pending_until=batch.last)
-                self._fence(cursor.shard_id)  # still ours (not paused past the lease) before results are written
-                written.append((batch, outcome, blob, [
-                    self._background(self.checkpoints.put_state, cursor.shard_id, batch.last, blob),
-                    self._background(self.store.write_rows, outcome.rows),
-                    self._background(self.store.write_dead_letters, outcome.dead_letters, now),
-                ]))
-            except Exception as exc:
-                self._on_error(cursor, exc)
-        commits = []
-        for batch, outcome, blob, writes in written:
-            try:
-                state_key = [w.result() for w in writes][0]
-                commits.append((batch, outcome, blob, self._commit(batch.cursor, batch.last, state_key)))
-            except Exception as exc:
-                self._on_error(batch.cursor, exc)
-        handled = 0
-        for batch, outcome, blob, commit in commits:
-            cursor = batch.cursor
-            try:
-                self._committed(cursor, commit)
-            except Exception as exc:
-                self._on_error(cursor, exc)
-                continue
-            for letter in outcome.dead_letters:
-                log.warning("dead letter %s/%s: %s", letter.shard_id, letter.sequence_number, letter.message[:300])
-            cursor.committed_blob = blob
-            handled += len(batch.records)
-            self.stats.records += len(batch.records)
-            self.stats.rows += len(outcome.rows)
-            self.stats.dead_letters += len(outcome.dead_letters)
-            self.stats.batches += 1
-            if self.streaming_run is not None:
-                self.streaming_run.observe(outcome.rows, len(outcome.dead_letters))
-            self._advance(batch)
-        return handled
-
-    def _finish(self, cursor: ShardCursor) -> None:
-        sequence_number = cursor.checkpoint.sequence_number
-        state_key = self.checkpoints.put_state(cursor.shard_id, sequence_number, cursor.committed_blob)
-        self._committed(cursor, self._commit(cursor, sequence_number, state_key, shard_end=True))
-        cursor.finished = True
-        log.info("shard %s: read to its end (closed after resharding)", cursor.shard_id)
-
-    def _commit(self, cursor: ShardCursor, sequence_number: str | None, state_key: str,
-                shard_end: bool = False) -> Future:
-        """Send the checkpoint's move to an uploaded state (the shards of a group side by side)."""
-        return self._background(self.checkpoints.commit, cursor.shard_id, sequence_number, state_key,
-                                shard_end=shard_end, fence=self._fence(cursor.shard_id))
-
-    def _committed(self, cursor: ShardCursor, commit: Future) -> None:
-        """Take the committed checkpoint, then delete the state it replaced."""
-        replaced = cursor.checkpoint.state_key
-        cursor.checkpoint = commit.result()
-        # Housekeeping only: a failed delete leaves an orphan object, never a wrong result.
-        self._background(self._discard_state, replaced)
 
     def _fail(self, cursor: ShardCursor, exc: Exception) -> None:
         # Roll the in-memory state back to the last commit: the batch will be read again.
@@ -476,7 +365,29 @@ class Consumer:
         log.error("shard %s: stopped, checkpoint left at %s: %s cannot be loaded: %s", cursor.shard_id,
                   cursor.checkpoint.sequence_number or "TRIM_HORIZON", source, cursor.stopped)
 
+    def _discard_state(self, state_key: str | None) -> None:
+        try:
+            self.checkpoints.discard_state(state_key)
+        except Exception as exc:  # an orphan object costs storage, never a result: log and go on
+            if aws.permanent(exc) is not None:
+                self._fatal = exc
+                return
+            log.warning("could not delete the replaced state %s: %s: %s", state_key, type(exc).__name__, exc)
+
     # -- loop -------------------------------------------------------------------------------
+
+    def _background(self, call, *args, **kwargs) -> Future:
+        if self._io is None:
+            self._io = ThreadPoolExecutor(max_workers=8, thread_name_prefix="io")
+        return self._io.submit(call, *args, **kwargs)
+
+    def close(self) -> None:
+        """Stop reading ahead; calls already sent (reads, state deletions) are waited for."""
+        if self._io is not None:
+            self._io.shutdown(wait=True, cancel_futures=True)
+            self._io = None
+        for cursor in self.cursors.values():
+            cursor.prefetched = None
 
     def run(self, stop: threading.Event, idle_exit_seconds: float | None = None) -> ConsumerStats:
         """Poll until ``stop`` is set (or idle for ``idle_exit_seconds``); transient errors are

@@ -30,6 +30,8 @@ from datetime import date
 from botocore.exceptions import ClientError
 
 from adapters.result_store import HISTORY_PREFIX, SEED_KEY, ResultStore
+from consumer import checkpoint_table as layout
+from consumer.checkpoint_table import HASH_KEY, STATE_KEY
 from consumer.checkpoints import STATE_PREFIX
 from core import state_codec
 from core.features import StationHistory
@@ -205,7 +207,7 @@ class StateMigration:
         report = Report()
         referenced = set()
         for item in self._pointers():
-            key = item["state_key"]["S"]
+            key = item[STATE_KEY]["S"]
             referenced.add(key)
             if not key.endswith(LEGACY_SUFFIX):
                 report.already += 1
@@ -216,8 +218,8 @@ class StateMigration:
             except StateSnapshotError as exc:
                 report.failed.append((key, str(exc)))
                 continue
-            if not dry_run and not self._move(item["shard_key"], key, new_key, blob):
-                report.moved_meanwhile.append(item["shard_key"]["S"])
+            if not dry_run and not self._move(item[HASH_KEY], key, new_key, blob):
+                report.moved_meanwhile.append(layout.name_of(item))
                 continue
             report.migrated.append((key, new_key))
         try:
@@ -232,8 +234,8 @@ class StateMigration:
         """Every checkpoint item of this application that points at a state."""
         pages = self.dynamodb.get_paginator("scan").paginate(
             TableName=self.table, ConsistentRead=True,
-            FilterExpression="begins_with(shard_key, :app) AND attribute_exists(state_key)",
-            ExpressionAttributeValues={":app": {"S": f"{self.app_name}#"}})
+            FilterExpression=f"begins_with({HASH_KEY}, :app) AND attribute_exists({STATE_KEY})",
+            ExpressionAttributeValues={":app": {"S": layout.app_prefix(self.app_name)}})
         for page in pages:
             yield from page["Items"]
 
@@ -241,8 +243,8 @@ class StateMigration:
         self.s3.put_object(Bucket=self.bucket, Key=new_key, Body=blob)
         try:
             self.dynamodb.update_item(
-                TableName=self.table, Key={"shard_key": item_key}, UpdateExpression="SET state_key = :new",
-                ConditionExpression="state_key = :old",
+                TableName=self.table, Key={HASH_KEY: item_key}, UpdateExpression=f"SET {STATE_KEY} = :new",
+                ConditionExpression=f"{STATE_KEY} = :old",
                 ExpressionAttributeValues={":new": {"S": new_key}, ":old": {"S": key}})
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":

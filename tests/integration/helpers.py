@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from adapters import aws, model_registry
 from adapters.result_store import ResultStore
+from consumer import checkpoint_table
 from consumer.checkpoints import CheckpointStore
 from consumer.worker import Consumer
 from core.config import Settings
@@ -34,8 +35,8 @@ def produce(settings: Settings, records) -> None:
 def lease_owners(settings: Settings) -> dict[str, str | None]:
     """Each shard's lease holder in the checkpoint table (None when free)."""
     items = aws.client("dynamodb", settings).scan(TableName=settings.checkpoint_table, ConsistentRead=True)["Items"]
-    prefix = f"{settings.app_name}#shardId"
-    return {i["shard_key"]["S"]: i.get("lease_owner", {}).get("S") for i in items if i["shard_key"]["S"].startswith(prefix)}
+    shards = ((checkpoint_table.shard_of(settings.app_name, i), i) for i in items)
+    return {shard: checkpoint_table.lease(shard, i).owner for shard, i in shards if shard is not None}
 
 
 def store(settings: Settings) -> ResultStore:

@@ -94,9 +94,7 @@ def test_several_shards_and_a_crash_between_write_and_checkpoint(provisioned, sy
 
     crashing.checkpoints.commit = crash
     with pytest.raises(SystemExit):
-        crashing.discover()
-        for cursor in crashing.cursors.values():
-            crashing._poll_shard(cursor)  # noqa: SLF001 - a crash at an exact point
+        crashing.poll()
     survivor = helpers.consumer(settings, champion=False)
     helpers.drain(survivor, 700)
     rows = helpers.store(settings).read_predictions()

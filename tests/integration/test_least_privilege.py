@@ -30,7 +30,7 @@ import boto3
 import pytest
 
 from adapters.iam_actions import resource_arn
-from consumer import lambda_handler
+from consumer import checkpoint_table, lambda_handler
 from infra import call_log, emulator, server_process, tracking_server
 from infra.policies import LAMBDA_SERVICE_SIDS, POLICIES, Resources, lambda_policy
 from monitor.stream_contents import shard_records
@@ -206,10 +206,10 @@ def test_every_component_does_its_whole_job_as_its_own_user_and_uses_exactly_its
     workers = [s.start(["consumer", "--worker-id", f"worker-{i}"], consumer_env, f"consumer-{i}") for i in (1, 2)]
     table, app = s.common["TRAFFIC_CHECKPOINT_TABLE"], "traffic-stream-consumer"
 
-    def owners() -> set[str]:
+    def owners() -> set[str | None]:
         items = s.admin("dynamodb").scan(TableName=table, ConsistentRead=True)["Items"]
-        return {i["lease_owner"]["S"] for i in items if i["shard_key"]["S"].startswith(f"{app}#shardId")
-                and "lease_owner" in i}
+        shards = ((checkpoint_table.shard_of(app, i), i) for i in items)
+        return {checkpoint_table.lease(shard, i).owner for shard, i in shards if shard is not None}
 
     helpers.wait_until(lambda: owners() == {"worker-1", "worker-2"}, 90, 0.5, "both workers to hold a shard")
 

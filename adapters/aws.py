@@ -29,7 +29,7 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
-from adapters.iam_actions import iam_action, resource_arn
+from adapters.iam_actions import iam_action, resource_arn, resource_params
 from core.config import Settings
 from core.errors import PermanentError, exit_on
 
@@ -52,9 +52,6 @@ PERMANENT_CODES = {
     "ResourceNotFoundException": MISSING,
     "NoSuchBucket": MISSING,
 }
-
-#: The parameters that name a call's resource: all an error message repeats of a request.
-RESOURCE_PARAMS = ("StreamName", "StreamARN", "TableName", "Bucket", "Key", "Prefix")
 
 #: The setting that names each kind of resource, for "what to do" in a message.
 RESOURCE_SETTINGS = {"StreamName": "TRAFFIC_STREAM_NAME", "StreamARN": "TRAFFIC_STREAM_NAME",
@@ -182,7 +179,7 @@ def _permanent_class(error_class: type[ClientError]) -> type[AwsPermanentError]:
 
 
 def _remember_params(params: dict, context: dict, **_) -> None:
-    context["traffic_resource"] = {k: params[k] for k in RESOURCE_PARAMS if k in params}
+    context["traffic_resource"] = resource_params(params)
 
 
 def _raise_if_permanent(client, session, http_response, parsed, model, context, **_) -> None:

@@ -37,6 +37,19 @@ S3_ACTIONS = {
 UNAUTHORIZED = {"sts:GetCallerIdentity"}
 
 
+#: The parameters that name a call's resource: all an error message or a call log repeats of a request.
+RESOURCE_PARAMS = ("StreamName", "StreamARN", "TableName", "Bucket", "Key", "Prefix")
+
+
+def resource_params(params: Mapping[str, object]) -> dict[str, object]:
+    """The parameters of a call that name its resource (never its payload).
+
+    >>> resource_params({"StreamName": "s", "Records": [b"x"]})
+    {'StreamName': 's'}
+    """
+    return {k: params[k] for k in RESOURCE_PARAMS if k in params}
+
+
 def iam_action(service: str, operation: str) -> str:
     """The IAM action of ``operation`` on ``service`` (the signing name: s3, kinesis, ...)."""
     if service == "s3" and operation in S3_ACTIONS:

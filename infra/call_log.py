@@ -26,8 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from adapters.aws import RESOURCE_PARAMS
-from adapters.iam_actions import UNAUTHORIZED, iam_action
+from adapters.iam_actions import UNAUTHORIZED, iam_action, resource_params
 from core.config import Settings
 from infra.policies import allowed_actions
 
@@ -46,7 +45,7 @@ def _append(path: str, client, params: dict, model) -> None:
     if path not in _files:
         _files[path] = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     entry = {"action": iam_action(model.service_model.signing_name, model.name), "region": client.meta.region_name,
-             "resource": {k: params[k] for k in RESOURCE_PARAMS if k in params}}
+             "resource": resource_params(params)}
     os.write(_files[path], (json.dumps(entry) + "\n").encode())  # one write per line: whole lines from every thread
 
 

@@ -107,10 +107,10 @@ class Provisioner:
             ],
         }
         arns = {}
-        for component, document in POLICIES.items():
+        for component in POLICIES:
             name = f"{prefix}-{component}"
             arn = f"arn:{resources.partition}:iam::{resources.account}:policy/{name}"
-            body = json.dumps(document(resources))
+            body = json.dumps(self.policy_document(component, resources))
             try:
                 self.iam.create_policy(PolicyName=name, PolicyDocument=body, Description=f"traffic-stream {component}")
                 log.info("created policy %s", name)
@@ -126,7 +126,7 @@ class Provisioner:
                     raise
             self.iam.attach_role_policy(RoleName=name, PolicyArn=arn)
             arns[component] = arn
-        self.create_lambda_role()
+        self.create_lambda_role(resources)
         return arns
 
     def lambda_names(self) -> tuple[str, str]:
@@ -134,16 +134,16 @@ class Provisioner:
         function = f"{self.settings.resource_prefix}-consumer-lambda"
         return function, f"{function}-failures"
 
-    def policy_document(self, component: str) -> dict:
+    def policy_document(self, component: str, resources: Resources | None = None) -> dict:
         """The policy ``component`` (one of :data:`infra.policies.POLICIES`, or ``lambda``) gets here."""
-        resources = self.resources()
+        resources = resources or self.resources()
         if component != "lambda":
             return POLICIES[component](resources)
         function, queue = self.lambda_names()
         return lambda_policy(resources, f"arn:{resources.partition}:sqs:{resources.region}:{resources.account}:{queue}",
                              function)
 
-    def create_lambda_role(self) -> str:
+    def create_lambda_role(self, resources: Resources | None = None) -> str:
         """The role the Lambda consumer runs as (:func:`infra.policies.lambda_policy`); returns its ARN.
 
         Created with the other identities so that all of IAM is set up in one place;
@@ -159,7 +159,7 @@ class Provisioner:
             if _code(exc) != "EntityAlreadyExists":
                 raise
             arn = self.iam.get_role(RoleName=function)["Role"]["Arn"]
-        document = self.policy_document("lambda")
+        document = self.policy_document("lambda", resources)
         self.iam.put_role_policy(RoleName=function, PolicyName="consumer", PolicyDocument=json.dumps(document))
         return arn
 

@@ -25,6 +25,7 @@ $(VENV)/.synced: Pipfile.lock
 	touch $@
 
 lock:
+	$(PYTHON) -m pipenv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet pipenv
 	PIPENV_VENV_IN_PROJECT=1 $(PYTHON) -m pipenv lock
 
 up: env

@@ -44,10 +44,25 @@ ENVIRONMENT = {
     "TRAFFIC_REPLAY_SPEED": "1",
     "TRAFFIC_RESOURCE_PREFIX": "traffic-stream",
     "TRAFFIC_AWS_CALL_LOG": "",
+    "TRAFFIC_METRICS_ADDRESS": "127.0.0.1",
+    "TRAFFIC_PRODUCER_METRICS_PORT": "9101",
+    "TRAFFIC_CONSUMER_METRICS_PORT": "9102",
+    "TRAFFIC_TRAINER_METRICS_PORT": "9103",
     "MLFLOW_TRACKING_URI": "",
     "AWS_REGION": "",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+
+
+#: The components that serve Prometheus metrics, each on its ``TRAFFIC_<COMPONENT>_METRICS_PORT``.
+METRICS_COMPONENTS = ("producer", "consumer", "trainer")
+
+
+def _port(value: str, component: str) -> int:
+    port = int(value)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"TRAFFIC_{component.upper()}_METRICS_PORT must be a port (0 to 65535), not {value}")
+    return port
 
 
 @dataclass(frozen=True)
@@ -78,6 +93,10 @@ class Settings:
     resource_prefix: str
     #: A file to which every AWS call is appended as its IAM action (:mod:`infra.call_log`); empty: none.
     aws_call_log: str
+    #: Where each component serves its Prometheus metrics (:mod:`adapters.metrics`): the address
+    #: to bind (``0.0.0.0`` in containers), and a port per component (0: any free port, logged).
+    metrics_address: str
+    metrics_ports: dict[str, int]
     tracking_uri: str
     region: str
 
@@ -115,6 +134,9 @@ class Settings:
             replay_speed=get("TRAFFIC_REPLAY_SPEED"),
             resource_prefix=get("TRAFFIC_RESOURCE_PREFIX"),
             aws_call_log=get("TRAFFIC_AWS_CALL_LOG"),
+            metrics_address=get("TRAFFIC_METRICS_ADDRESS"),
+            metrics_ports={component: _port(get(f"TRAFFIC_{component.upper()}_METRICS_PORT"), component)
+                           for component in METRICS_COMPONENTS},
             tracking_uri=tracking_uri,
             region=get("AWS_REGION") or get("AWS_DEFAULT_REGION"),
         )

@@ -26,6 +26,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from core.drift import DriftEvent, ErrorDrift
 from core.ensemble import Combiner
 from core.features import StationHistory, to_frame
 from core.online_model import OnlineModel
@@ -71,23 +72,24 @@ class DeadLetter:
 
 @dataclass
 class StationState:
-    """Everything the stream has taught us about one station: lag history, online model and
-    how to weight the two models' predictions."""
+    """Everything the stream has taught us about one station: lag history, online model, how
+    to weight the two models' predictions, and whether their errors have drifted."""
 
     history: StationHistory = field(default_factory=StationHistory)
     online: OnlineModel = field(default_factory=OnlineModel)
     combiner: Combiner = field(default_factory=Combiner)
+    drift: ErrorDrift = field(default_factory=ErrorDrift)
 
     def to_snapshot(self) -> dict:
         """Plain data for :mod:`core.state_codec`."""
         return {"history": self.history.to_snapshot(), "online": self.online.to_snapshot(),
-                "combiner": self.combiner.to_snapshot()}
+                "combiner": self.combiner.to_snapshot(), "drift": self.drift.to_snapshot()}
 
     @classmethod
     def from_snapshot(cls, data: dict) -> StationState:
         """The state :meth:`to_snapshot` gave; raises ValueError, TypeError or KeyError on data of another shape."""
         return cls(StationHistory.from_snapshot(data["history"]), OnlineModel.from_snapshot(data["online"]),
-                   Combiner.from_snapshot(data["combiner"]))
+                   Combiner.from_snapshot(data["combiner"]), ErrorDrift.from_snapshot(data["drift"]))
 
 
 class BatchPredictor(Protocol):
@@ -100,6 +102,7 @@ class BatchPredictor(Protocol):
 class BatchOutcome:
     rows: list[dict[str, object]]
     dead_letters: list[DeadLetter]
+    drift_events: list[DriftEvent] = field(default_factory=list)
 
 
 def process_batch(
@@ -143,9 +146,9 @@ def process_batches(
         predictions, version = [None] * len(features), None
     outcomes, start = [], 0
     for (accepted, dead), (_, states) in zip(prepared, batches, strict=True):
-        rows = _learn(accepted, states, predictions[start : start + len(accepted)], version, processed_at)
+        rows, events = _learn(accepted, states, predictions[start : start + len(accepted)], version, processed_at)
         start += len(accepted)
-        outcomes.append(BatchOutcome(rows=rows, dead_letters=dead))
+        outcomes.append(BatchOutcome(rows=rows, dead_letters=dead, drift_events=events))
     return outcomes
 
 
@@ -178,9 +181,10 @@ def _learn(
     batch_predictions: Sequence[float | None],
     version: str | None,
     processed_at: str,
-) -> list[dict[str, object]]:
-    """Record by record: the online model predicts then learns, the served prediction is weighed."""
-    rows = []
+) -> tuple[list[dict[str, object]], list[DriftEvent]]:
+    """Record by record: the online model predicts then learns, the served prediction is weighed,
+    the drift detectors see the errors."""
+    rows, events = [], []
     for (raw, record, features), batch_prediction in zip(accepted, batch_predictions, strict=True):
         state = states[record.station_id]
         actual = float(record.traffic_volume)
@@ -201,4 +205,8 @@ def _learn(
                 processed_at=processed_at,
             )
         )
-    return rows
+        predictions = {"batch": batch_prediction, "online": online_prediction, "served": served_prediction}
+        for model, statistics in state.drift.update(actual, predictions):
+            events.append(DriftEvent(record.station_id, record.event_time.isoformat(), model, statistics,
+                                     raw.shard_id, raw.sequence_number, version))
+    return rows, events

@@ -5,8 +5,8 @@ and training's seed: two lines of compact JSON, a header naming the format, its 
 the CRC-32 of the second line, then each station's
 :meth:`~core.processing.StationState.to_snapshot`::
 
-    {"format":"traffic-stream/station-states","version":1,"crc32":2011776432}
-    {"301":{"history":{...},"online":{...},"combiner":{...}}}
+    {"format":"traffic-stream/station-states","version":2,"crc32":2011776432}
+    {"301":{"history":{...},"online":{...},"combiner":{...},"drift":{...}}}
 
 Only numbers, strings, lists, dicts and null: loading a blob builds the classes this code
 names, never ones the blob names (a pickle runs whatever code it names, so whoever could
@@ -41,11 +41,12 @@ import json
 import zlib
 from collections.abc import Callable
 
+from core.drift import FRESH as FRESH_DRIFT
 from core.errors import LegacyStateError, StateSnapshotError  # noqa: F401 (raised here, caught by callers)
 from core.processing import StationState
 
 FORMAT = "traffic-stream/station-states"
-VERSION = 1
+VERSION = 2
 #: How the stores name a snapshot's object: each line is a JSON value.
 SUFFIX = ".jsonl"
 #: What a pickle of protocol 2 or above starts with: the format before snapshots.
@@ -145,8 +146,14 @@ def _version_0_to_1(document: dict) -> dict:
     return {**document, "version": 1, "stations": stations}
 
 
+def _version_1_to_2(document: dict) -> dict:
+    """Version 2 adds each station's drift detectors (:mod:`core.drift`): they start fresh."""
+    stations = {station: {**state, "drift": copy.deepcopy(FRESH_DRIFT)} for station, state in document["stations"].items()}
+    return {**document, "version": 2, "stations": stations}
+
+
 _FRESH_COMBINER = {"batch_error": None, "online_error": None, "residual": None, "residual_hour": None,
                    "residual_lagged": 0.0, "residual_square": 0.0}
 
 #: ``UPGRADES[v]`` turns a document of version ``v`` into one of version ``v + 1``.
-UPGRADES: dict[int, Callable[[dict], dict]] = {0: _version_0_to_1}
+UPGRADES: dict[int, Callable[[dict], dict]] = {0: _version_0_to_1, 1: _version_1_to_2}

@@ -1,6 +1,7 @@
 """The state snapshot format: exact restores, refusals of what cannot be trusted, upgrades, and a
 consumer that stops only the shard whose state it cannot load."""
 
+import dataclasses
 import json
 import logging
 import pickle
@@ -10,6 +11,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from core import dataset, state_codec, synthetic
+from core.drift import ErrorDrift
 from core.ensemble import Combiner
 from core.features import StationHistory
 from core.online_model import OnlineModel, build_regressor, regressor_snapshot
@@ -91,7 +93,7 @@ def test_a_restored_state_predicts_and_learns_bit_for_bit_like_the_original_and_
 def test_a_snapshot_is_plain_data_in_a_versioned_envelope():
     doc = document(dump_states(learned(stream(24 * 3))))
     assert (doc["format"], doc["version"], sorted(doc["stations"])) == (FORMAT, VERSION, ["301", "302"])
-    assert sorted(doc["stations"]["301"]) == ["combiner", "history", "online"]
+    assert sorted(doc["stations"]["301"]) == ["combiner", "drift", "history", "online"]
     assert [r["loss"] for r in doc["stations"]["301"]["online"]["regressors"]] == ["absolute", "squared"]
 
     def plain(value) -> bool:
@@ -202,13 +204,46 @@ def version_0(states: dict[str, StationState], change) -> bytes:
     def edit(doc):
         doc["version"] = 0
         for station in doc["stations"].values():
+            del station["drift"]  # version 2's
             change(station)
     return reencoded(dump_states(states), edit)
 
 
+def without_drift(states: dict[str, StationState]) -> dict[str, StationState]:
+    """``states`` with fresh drift detectors: what a snapshot from before version 2 upgrades to."""
+    return {station: dataclasses.replace(state, drift=ErrorDrift()) for station, state in states.items()}
+
+
 def test_version_0_unchanged_upgrades_to_the_same_states():
     states = learned(stream(24 * 3))
-    assert dump_states(load_states(version_0(states, lambda s: None))) == dump_states(states)
+    assert dump_states(load_states(version_0(states, lambda s: None))) == dump_states(without_drift(states))
+
+
+def test_version_1_upgrades_with_fresh_detectors_that_then_detect_as_a_fresh_stations_do():
+    states = learned(stream(24 * 3))
+
+    def to_version_1(doc):
+        doc["version"] = 1
+        for station in doc["stations"].values():
+            del station["drift"]
+    upgraded = load_states(reencoded(dump_states(states), to_version_1))
+    expected = without_drift(states)
+    assert dump_states(upgraded) == dump_states(expected)
+    shifted = [RawRecord(r.data.replace(b'"traffic_volume":', b'"traffic_volume":1'), r.shard_id, r.sequence_number)
+               for r in stream(24 * 6)[24 * 3:]]
+    assert process_batch(shifted, upgraded, None, "t").drift_events == process_batch(shifted, expected, None, "t").drift_events
+
+
+def test_restored_detectors_detect_exactly_what_the_saved_ones_would_have():
+    """Saved just before a level shift, the detectors' running sums come back bit for bit:
+    the restored state detects the same events at the same hours."""
+    states = learned(stream(24 * 6))
+    restored = load_states(dump_states(states))
+    shifted = [RawRecord(r.data.replace(b'"traffic_volume":', b'"traffic_volume":1'), r.shard_id, r.sequence_number)
+               for r in stream(24 * 9)[24 * 6:]]
+    events = process_batch(shifted, states, None, "t").drift_events
+    assert events and events == process_batch(shifted, restored, None, "t").drift_events
+    assert dump_states(states) == dump_states(restored)
 
 
 def hours(n: int, start=datetime(2017, 5, 1)) -> list[RawRecord]:

@@ -30,8 +30,13 @@ class Page:
     records: list[dict]
     #: Where the shard goes on; None once a closed shard has been read to its end.
     following: str | None
-    #: Records were on the shard beyond this page when it was read (``MillisBehindLatest`` > 0).
-    behind: bool
+    #: How far behind the tip of the shard the page ended when it was read (``MillisBehindLatest``).
+    millis_behind: int = 0
+
+    @property
+    def behind(self) -> bool:
+        """Records were on the shard beyond this page when it was read."""
+        return self.millis_behind > 0
 
 
 @dataclass(frozen=True)
@@ -80,7 +85,7 @@ class KinesisReader:
 
     def read(self, iterator: str) -> Page:
         response = self.kinesis.get_records(ShardIterator=iterator, Limit=self.limit)
-        return Page(response["Records"], response.get("NextShardIterator"), response.get("MillisBehindLatest", 0) > 0)
+        return Page(response["Records"], response.get("NextShardIterator"), int(response.get("MillisBehindLatest", 0)))
 
     def send(self, iterator: str) -> ReadAhead:
         """Put the read at ``iterator`` on its way in the background."""

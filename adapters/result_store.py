@@ -4,7 +4,9 @@
 holds result rows (readable by Athena, DuckDB or pandas with hive partitioning; each row
 also has its ``event_date``), and
 ``s3://<bucket>/dead-letters/shard_id=<shard>/<first sequence>.jsonl`` the records that
-could not be used, each with its reason and raw payload.
+could not be used, each with its reason and raw payload, and
+``s3://<bucket>/drift/event_month=YYYY-MM/<shard>-<first sequence>.jsonl`` the concept-drift
+events the stream detected (:mod:`core.drift`), which the retrainer reads.
 
 Keys are derived from the first sequence number of what they hold, so writing the same
 batch again after a crash replaces objects instead of adding new ones. Partitions are by
@@ -26,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from core.drift import DriftEvent
 from core.processing import DeadLetter
 from core.state_codec import SUFFIX
 
@@ -35,6 +38,7 @@ HISTORY_PREFIX = "history/"
 #: from which a consumer starts a shard that has no checkpoint yet.
 SEED_KEY = f"{HISTORY_PREFIX}online-seed{SUFFIX}"
 DEAD_LETTER_PREFIX = "dead-letters/"
+DRIFT_PREFIX = "drift/"
 PARTITION = "event_month"
 
 ROW_SCHEMA = pa.schema(
@@ -70,6 +74,10 @@ def dead_letter_key(shard_id: str, first_sequence: str) -> str:
     return f"{DEAD_LETTER_PREFIX}shard_id={shard_id}/{first_sequence}.jsonl"
 
 
+def drift_key(event_month: str, shard_id: str, first_sequence: str) -> str:
+    return f"{DRIFT_PREFIX}{PARTITION}={event_month}/{shard_id}-{first_sequence}.jsonl"
+
+
 @dataclass
 class ResultStore:
     s3: object
@@ -97,6 +105,27 @@ class ResultStore:
         body = "".join(json.dumps(d.as_dict(recorded_at)) + "\n" for d in letters)
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=body.encode("utf-8"))
         return key
+
+    def write_drift_events(self, events: Sequence[DriftEvent], processed_at: str) -> list[str]:
+        """Write a batch's drift events as one JSON-lines object per event month; returns the keys."""
+        by_month: dict[str, list[DriftEvent]] = defaultdict(list)
+        for event in events:
+            by_month[event.event_time[:7]].append(event)
+        keys = []
+        for event_month, group in by_month.items():
+            key = drift_key(event_month, group[0].shard_id, group[0].sequence_number)
+            body = "".join(json.dumps(e.as_dict(processed_at)) + "\n" for e in group)
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=body.encode("utf-8"))
+            keys.append(key)
+        return keys
+
+    def read_drift_events(self, keys: Iterable[str] | None = None) -> list[dict[str, object]]:
+        """The drift events of ``keys`` (default: all), in event-time order."""
+        events = []
+        for key in self.list_keys(DRIFT_PREFIX) if keys is None else keys:
+            body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode("utf-8")
+            events.extend(json.loads(line) for line in body.splitlines() if line)
+        return sorted(events, key=lambda e: (str(e["event_time"]), str(e["station_id"]), str(e["model"])))
 
     def write_history(self, rows: Sequence[dict[str, object]], chunk: int = 20_000) -> list[str]:
         """Store the rows a model was first trained on, so retraining needs only the bucket."""

@@ -298,7 +298,7 @@ def start_consumer(settings, tracking_uri: str, log_path: Path, worker_id: str |
     """``python -m consumer`` as its own process on ``settings``' stream, bucket and table."""
     env = {**os.environ, "PYTHONPATH": os.getcwd(), "TRAFFIC_STREAM_NAME": settings.stream_name,
            "TRAFFIC_BUCKET": settings.bucket, "TRAFFIC_CHECKPOINT_TABLE": settings.checkpoint_table,
-           "MLFLOW_TRACKING_URI": tracking_uri, **environ}
+           "MLFLOW_TRACKING_URI": tracking_uri, "TRAFFIC_CONSUMER_METRICS_PORT": "0", **environ}
     command = [sys.executable, "-m", "consumer", "--no-tracking"] + (["--worker-id", worker_id] if worker_id else [])
     return subprocess.Popen(command, env=env, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
 

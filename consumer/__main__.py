@@ -16,7 +16,7 @@ from consumer.allocators import prefer_system_allocator_for_arrow, use_lean_allo
 
 prefer_system_allocator_for_arrow()  # before pyarrow loads, with pandas and MLflow below
 
-from adapters import aws, model_registry  # noqa: E402
+from adapters import aws, metrics, model_registry  # noqa: E402
 from adapters.result_store import ResultStore  # noqa: E402
 from consumer.checkpoints import CheckpointStore  # noqa: E402
 from consumer.leases import LeaseCoordinator, new_worker_id  # noqa: E402
@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env()
+    metrics.serve(settings, "consumer")
     use_lean_allocators()
     serve_single_threaded()
     consumer = build(settings, track=not args.no_tracking, worker_id=args.worker_id)

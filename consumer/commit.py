@@ -1,7 +1,7 @@
 """The commit protocol: what makes a batch's results appear exactly once.
 
 For each shard's batch, in this order: (1) mark the checkpoint pending up to the batch's
-last record, (2) write its rows, dead letters and new state, (3) commit the checkpoint to
+last record, (2) write its rows, dead letters, drift events and new state, (3) commit the checkpoint to
 that state, (4) discard the state the checkpoint replaced. A crash between (1) and (3)
 leaves the pending mark, from which whoever opens the shard next re-processes exactly that
 range from the committed state, rewriting the same objects (docs/architecture.md).
@@ -62,6 +62,7 @@ class _InFlight:
     state: Future | None = None  # -> the uploaded state's key
     rows: Future | None = None
     dead_letters: Future | None = None
+    drift_events: Future | None = None
     committed: Future | None = None  # -> the new Checkpoint
 
     def failed(self, error: Exception) -> Failed:
@@ -121,7 +122,7 @@ class BatchCommit:
 
     def _write(self, flights: list[_InFlight], outcomes: list[BatchOutcome], now: str) -> _Step:
         """(2) Once a shard's pending mark is stored and its lease still held, send its state
-        upload, rows and dead letters side by side."""
+        upload, rows, dead letters and drift events side by side."""
         writing = []
         for flight, outcome in zip(flights, outcomes, strict=True):
             shard_id, last = flight.batch.cursor.shard_id, flight.batch.last
@@ -133,6 +134,8 @@ class BatchCommit:
                 flight.state = self.submit(self.checkpoints.put_state, shard_id, last, flight.state_blob)
                 flight.rows = self.submit(self.results.write_rows, outcome.rows)
                 flight.dead_letters = self.submit(self.results.write_dead_letters, outcome.dead_letters, now)
+                if outcome.drift_events:
+                    flight.drift_events = self.submit(self.results.write_drift_events, outcome.drift_events, now)
                 writing.append(flight)
             except Exception as exc:
                 yield flight.failed(exc)
@@ -148,6 +151,8 @@ class BatchCommit:
                 state_key = flight.state.result()
                 flight.rows.result()
                 flight.dead_letters.result()
+                if flight.drift_events is not None:
+                    flight.drift_events.result()
                 flight.committed = self.submit(self.checkpoints.commit, shard_id, flight.batch.last, state_key,
                                                shard_end=False, fence=self.fence(shard_id))
                 committing.append(flight)

@@ -13,11 +13,17 @@ response; this module adds what a stateful stream processor needs on top of it:
   both commit, the loser's records are reported as failures and retried;
 * a station remembers the last sequence number it committed, so records Lambda delivers
   again (a retry from the lowest failed sequence number) are skipped, not processed twice.
+
+It reports what the consumer process serves to Prometheus (:mod:`adapters.metrics`) through
+Powertools' Metrics instead: CloudWatch's embedded metric format, one JSON document per
+invocation on stdout, which Lambda's log stream turns into CloudWatch metrics with no call
+(namespace ``TrafficStream``, service ``consumer``; ``POWERTOOLS_METRICS_NAMESPACE`` overrides it).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -26,6 +32,8 @@ from consumer.allocators import prefer_system_allocator_for_arrow, use_lean_allo
 
 prefer_system_allocator_for_arrow()  # before pyarrow loads, with pandas below: as the consumer process
 
+from aws_lambda_powertools import Metrics  # noqa: E402
+from aws_lambda_powertools.metrics import MetricUnit  # noqa: E402
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response  # noqa: E402
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord  # noqa: E402
 from botocore.exceptions import ClientError  # noqa: E402
@@ -37,10 +45,12 @@ from consumer.checkpoint_table import LAST_SEQUENCE, STATE_KEY, VERSION  # noqa:
 from consumer.checkpoints import STATE_PREFIX  # noqa: E402
 from core.batch_model import serve_single_threaded  # noqa: E402
 from core.config import Settings  # noqa: E402
-from core.processing import BatchPredictor, RawRecord, StationState, process_batch  # noqa: E402
+from core.processing import BatchOutcome, BatchPredictor, RawRecord, StationState, process_batch  # noqa: E402
 from core.state_codec import SUFFIX, dump_states, load_states  # noqa: E402
 
 log = logging.getLogger(__name__)
+
+metrics = Metrics(namespace="TrafficStream", service="consumer")
 
 
 class StationCommitConflict(RuntimeError):
@@ -126,6 +136,7 @@ class StationBatchProcessor(BatchProcessor):
         state, version, last = self.stations.load(station_id, seed)
         fresh = [r for r in records if int(r.kinesis.sequence_number) > last]
         if len(fresh) < len(records):
+            metrics.add_metric(name="RecordsAlreadyCommitted", unit=MetricUnit.Count, value=len(records) - len(fresh))
             log.info("station %s: %d records already committed (a retry), skipped", station_id, len(records) - len(fresh))
         if not fresh:
             return
@@ -134,10 +145,25 @@ class StationBatchProcessor(BatchProcessor):
                 for r in fresh]
         states = {station_id: state}
         now = datetime.now(UTC).isoformat()
+        started = time.perf_counter()
         outcome = process_batch(raws, states, self.predictor, now)
         self.results.write_rows(outcome.rows)
         self.results.write_dead_letters(outcome.dead_letters, now)
+        self.results.write_drift_events(outcome.drift_events, now)
         self.stations.commit(station_id, states.get(station_id, state), version, raws[-1].sequence_number)
+        report(outcome, len(raws), time.perf_counter() - started)
+
+
+def report(outcome: BatchOutcome, records: int, seconds: float) -> None:
+    """A committed station batch's counts, as the consumer process counts them, in this invocation's metrics."""
+    metrics.add_metric(name="RecordsRead", unit=MetricUnit.Count, value=records)
+    metrics.add_metric(name="ResultRows", unit=MetricUnit.Count, value=len(outcome.rows))
+    metrics.add_metric(name="DeadLetters", unit=MetricUnit.Count, value=len(outcome.dead_letters))
+    metrics.add_metric(name="DriftDetections", unit=MetricUnit.Count, value=len(outcome.drift_events))
+    metrics.add_metric(name="StationBatchDuration", unit=MetricUnit.Seconds, value=seconds)
+    if outcome.rows:
+        newest = max(datetime.fromisoformat(str(row["event_time"])) for row in outcome.rows)
+        metrics.add_metric(name="NewestEventTimestamp", unit=MetricUnit.Seconds, value=newest.timestamp())
 
 
 _processor: StationBatchProcessor | None = None
@@ -166,6 +192,7 @@ def processor() -> StationBatchProcessor:
     return _processor
 
 
+@metrics.log_metrics
 def handler(event: dict, context) -> dict:
     p = processor()
     if p.predictor is not None:

@@ -17,6 +17,7 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from core.config import Settings
+from core.drift import DriftEvent
 from core.rolling import RollingErrors
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,21 @@ class StreamingRun:
                 self.client.log_batch(self.run_id, metrics=metrics[i : i + 1000])
         except Exception as exc:
             log.warning("could not log %d streaming metrics to MLflow: %s", len(metrics), exc)
+
+    def observe_drift(self, events: Sequence[DriftEvent]) -> None:
+        """Log each drift detection as a point of ``drift_<model>`` (the detector's statistic)
+        at its event time, so the chart shows when and in which model's errors drift began."""
+        if not events:
+            return
+        metrics = []
+        for event in events:
+            event_time = datetime.fromisoformat(event.event_time)
+            metrics.append(Metric(f"drift_{event.model}", event.statistics["statistic"],
+                                  int(event_time.timestamp() * 1000), int(event_time.timestamp() // 3600)))
+        try:
+            self.client.log_batch(self.run_id, metrics=metrics)
+        except Exception as exc:
+            log.warning("could not log %d drift events to MLflow: %s", len(metrics), exc)
 
     def close(self) -> None:
         t = self.totals

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from botocore.exceptions import ClientError
 
 from adapters import aws
+from adapters import metrics as metric_families
 from adapters.kinesis_reader import KinesisReader, ReadAhead
 from adapters.model_registry import Champion
 from adapters.result_store import ResultStore
@@ -27,6 +28,7 @@ from consumer.checkpoints import Checkpoint, CheckpointStore
 from consumer.commit import BatchCommit, Committed, Failed
 from consumer.leases import LeaseCoordinator, LeaseLost
 from consumer.streaming_run import StreamingRun
+from consumer.telemetry import Telemetry
 from core.config import Settings
 from core.processing import RawRecord, StationState, process_batches
 from core.state_codec import StateSnapshotError, dump_states, load_states
@@ -90,6 +92,7 @@ class Consumer:
         champion: Champion | None,
         streaming_run: StreamingRun | None = None,
         leases: LeaseCoordinator | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.settings = settings
         self.reader = KinesisReader(kinesis, settings.stream_name, settings.batch_size, self._background)
@@ -102,6 +105,7 @@ class Consumer:
         self.shards: dict[str, tuple[str, ...]] = {}  # every shard of the stream -> its parents
         self.cursors: dict[str, ShardCursor] = {}
         self.stats = ConsumerStats()
+        self.telemetry = telemetry or Telemetry(metric_families.consumer())
         self._discovered_at = -DISCOVERY_SECONDS
         self._seed: bytes | None = None
         # Network calls that wait beside the CPU work: reading the next batch ahead, the
@@ -125,6 +129,7 @@ class Consumer:
             if self.leases is None and shard.shard_id not in self.cursors:
                 self.cursors[shard.shard_id] = self._open(shard.shard_id, shard.parent_ids)
         self._discovered_at = time.monotonic()
+        self.telemetry.shards(len(self.cursors))
 
     def balance(self) -> None:
         """Renew leases and take a fair share; (re)open the shards gained, drop the ones lost."""
@@ -134,6 +139,7 @@ class Consumer:
         for shard_id in gained:
             # From the checkpoint and state as the previous holder left them.
             self.cursors[shard_id] = self._open(shard_id, self.shards[shard_id])
+        self.telemetry.shards(len(self.cursors))
 
     def _open(self, shard_id: str, parents: tuple[str, ...]) -> ShardCursor:
         checkpoint = self.checkpoints.get(shard_id)
@@ -195,6 +201,7 @@ class Consumer:
             self.balance()
         if self.champion is not None:
             self.champion.refresh()
+            self.telemetry.champion(self.champion.version if self.champion.ready else None)
         return self._poll_round([cursor for cursor in list(self.cursors.values()) if self._ready(cursor)])
 
     def _poll_round(self, cursors: list[ShardCursor]) -> int:
@@ -266,6 +273,7 @@ class Consumer:
                 cursor.iterator = self._new_iterator(cursor)
             ahead, cursor.prefetched = cursor.prefetched, None
             page = self.reader.page(cursor.iterator, ahead)
+            self.telemetry.read(cursor.shard_id, page.millis_behind)
             cursor.prefetched = self.reader.read_ahead(page)
             return ShardBatch(cursor, page.records, page.following)
         except Exception as exc:
@@ -298,15 +306,17 @@ class Consumer:
         predictor = self.champion if self.champion is not None and self.champion.ready else None
 
         def process(batches: list[ShardBatch]):
-            return process_batches([(b.raws(), b.cursor.states) for b in batches], predictor, now)
+            with self.telemetry.timed("process"):
+                return process_batches([(b.raws(), b.cursor.states) for b in batches], predictor, now)
 
         handled = 0
-        for result in self.commit.run(group, process, now):
-            result.batch.cursor.checkpoint = result.checkpoint
-            if isinstance(result, Failed):
-                self._on_error(result.batch.cursor, result.error)
-            else:
-                handled += self._committed(result)
+        with self.telemetry.timed("commit"):
+            for result in self.commit.run(group, process, now):
+                result.batch.cursor.checkpoint = result.checkpoint
+                if isinstance(result, Failed):
+                    self._on_error(result.batch.cursor, result.error)
+                else:
+                    handled += self._committed(result)
         return handled
 
     def _committed(self, result: Committed) -> int:
@@ -319,8 +329,10 @@ class Consumer:
         self.stats.rows += len(outcome.rows)
         self.stats.dead_letters += len(outcome.dead_letters)
         self.stats.batches += 1
+        self.telemetry.committed(batch.cursor.shard_id, outcome, len(batch.records))
         if self.streaming_run is not None:
             self.streaming_run.observe(outcome.rows, len(outcome.dead_letters))
+            self.streaming_run.observe_drift(outcome.drift_events)
         self._advance(batch)
         return len(batch.records)
 
@@ -351,6 +363,7 @@ class Consumer:
     def _fail(self, cursor: ShardCursor, exc: Exception) -> None:
         # Roll the in-memory state back to the last commit: the batch will be read again.
         self.stats.failures += 1
+        self.telemetry.failed(cursor.shard_id)
         cursor.states = load_states(cursor.committed_blob) if cursor.committed_blob else None
         cursor.iterator = None
         cursor.prefetched = None

@@ -50,8 +50,14 @@ def generate(
     seed: int = 0,
     missing_rate: float = 0.05,
     gap: tuple[int, int] | None = None,
+    level_shift: tuple[str, float] | None = None,
 ) -> pd.DataFrame:
-    """Return a frame shaped like the UCI CSV (``date_time`` as text), in time order."""
+    """Return a frame shaped like the UCI CSV (``date_time`` as text), in time order.
+
+    ``level_shift`` (first hour, factor) multiplies every volume from that hour on, as a
+    lane closure would: the abrupt concept drift the drift detectors must find.
+    """
+    shift_from = pd.Timestamp(level_shift[0]) if level_shift is not None else None
     rng = np.random.default_rng(seed)
     times = pd.date_range(start=start, periods=hours, freq="h")
     keep = rng.random(hours) >= missing_rate
@@ -63,7 +69,10 @@ def generate(
             continue
         holiday_name = _HOLIDAYS.get((t.month, t.day))
         volume = hourly_profile(t.hour, t.weekday()) * (0.6 if holiday_name else 1.0)
-        volume = int(max(0, round(volume * rng.normal(1.0, 0.06))))
+        volume = volume * rng.normal(1.0, 0.06)
+        if shift_from is not None and t >= shift_from:
+            volume *= level_shift[1]
+        volume = int(max(0, round(volume)))
         temp = float(round(268 + 15 * math.sin((t.dayofyear - 110) / 58) + rng.normal(0, 3), 2))
         if rng.random() < 0.0005:
             temp = 0.0

@@ -14,7 +14,7 @@ import logging
 import sys
 from datetime import datetime, time
 
-from adapters import aws
+from adapters import aws, metrics
 from core import dataset
 from core.config import Settings
 from producer.kinesis_writer import KinesisWriter
@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(settings)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    metrics.serve(settings, "producer")
 
     # A bare date as --end means the whole of that day.
     end = args.end.replace(hour=23) if args.end and args.end.time() == time(0) else args.end

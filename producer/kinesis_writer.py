@@ -14,6 +14,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from adapters.metrics import ProducerMetrics
+from adapters.metrics import producer as producer_metrics
+
 log = logging.getLogger(__name__)
 
 MAX_RECORDS_PER_CALL = 500
@@ -63,8 +66,10 @@ class KinesisWriter:
         base_delay: float = 0.05,
         max_delay: float = 5.0,
         sleep: Callable[[float], None] = time.sleep,
+        metrics: ProducerMetrics | None = None,
     ) -> None:
         self.kinesis = kinesis
+        self.metrics = metrics or producer_metrics()
         self.stream_name = stream_name
         self.max_attempts = max_attempts
         self.base_delay = base_delay
@@ -81,17 +86,22 @@ class KinesisWriter:
         for attempt in range(1, self.max_attempts + 1):
             response = self.kinesis.put_records(StreamName=self.stream_name, Records=pending)
             self.stats.calls += 1
+            self.metrics.put_calls.inc()
             failed = [e for e, r in zip(pending, response["Records"], strict=True) if "ErrorCode" in r]
             for r in response["Records"]:
                 if "SequenceNumber" in r:
                     shard, sequence = r["ShardId"], int(r["SequenceNumber"])
                     self.stats.last_sequence[shard] = max(sequence, self.stats.last_sequence.get(shard, 0))
             self.stats.records += len(pending) - len(failed)
+            self.metrics.records_put.inc(len(pending) - len(failed))
             if not failed:
                 return
             codes = [r["ErrorCode"] for r in response["Records"] if "ErrorCode" in r]
+            throttled = sum(c == "ProvisionedThroughputExceededException" for c in codes)
             self.stats.retried_entries += len(failed)
-            self.stats.throttled_entries += sum(c == "ProvisionedThroughputExceededException" for c in codes)
+            self.stats.throttled_entries += throttled
+            self.metrics.records_retried.labels(reason="throttled").inc(throttled)
+            self.metrics.records_retried.labels(reason="failed").inc(len(failed) - throttled)
             delay = random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))  # noqa: S311
             log.warning(
                 "PutRecords attempt %d: %d of %d entries failed (%s); retrying them in %.2f s",

@@ -91,6 +91,7 @@ def replay(
             j += 1
         j = max(j, i + 1)
         writer.put([{"Data": encode(r), "PartitionKey": r.station_id} for r in records[i:j]])
+        writer.metrics.newest_event.set(records[j - 1].event_time.timestamp())
         if progress is not None:
             progress.save(records[j - 1])
         bar.update(j - i)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from core import dataset, synthetic
-from core.config import Settings
+from core.config import METRICS_COMPONENTS, Settings
 from infra import emulator, server_process
 from infra.server_process import free_port  # noqa: F401 (re-exported for the tests)
 
@@ -77,6 +77,8 @@ def settings(aws_env, tmp_path, monkeypatch, synthetic_csv) -> Settings:
         # trees at every training and retraining would dominate the suite's time.
         "TRAFFIC_BATCH_TREES": "100",
         "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        # Tests run several components and workers at once: each serves metrics on a free port.
+        **{f"TRAFFIC_{component.upper()}_METRICS_PORT": "0" for component in METRICS_COMPONENTS},
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

@@ -1,7 +1,9 @@
 from datetime import datetime, timedelta
 
 import pytest
+from prometheus_client import CollectorRegistry
 
+from adapters.metrics import ProducerMetrics
 from producer.kinesis_writer import MAX_BYTES_PER_CALL, KinesisWriter, PutFailed, chunks
 from producer.replay import offsets, parse_speed
 from producer.run import Progress, after, replay
@@ -47,12 +49,17 @@ def test_only_failed_entries_are_retried():
     data = [f"r{i}".encode() for i in range(10)]
     kinesis = FlakyKinesis({data[2], data[7]})
     delays = []
-    writer = KinesisWriter(kinesis, "s", sleep=delays.append)
+    registry = CollectorRegistry()
+    writer = KinesisWriter(kinesis, "s", sleep=delays.append, metrics=ProducerMetrics(registry))
     writer.put([{"Data": d, "PartitionKey": "k"} for d in data])
     assert sorted(kinesis.stored) == sorted(data) and len(kinesis.stored) == 10
     assert kinesis.calls == [10, 2]
     assert writer.stats.retried_entries == 2 and writer.stats.throttled_entries == 2
     assert len(delays) == 1 and 0 <= delays[0] <= writer.base_delay
+    sample = registry.get_sample_value
+    assert (sample("traffic_producer_records_put_total"), sample("traffic_producer_put_calls_total")) == (10, 2)
+    assert sample("traffic_producer_records_retried_total", {"reason": "throttled"}) == 2
+    assert sample("traffic_producer_records_retried_total", {"reason": "failed"}) == 0
 
 
 def test_retries_are_bounded():
@@ -60,9 +67,13 @@ def test_retries_are_bounded():
         def put_records(self, StreamName, Records):
             return {"Records": [{"ErrorCode": "InternalFailure", "ErrorMessage": "x"} for _ in Records]}
 
-    writer = KinesisWriter(AlwaysThrottled(set()), "s", max_attempts=3, sleep=lambda s: None)
+    registry = CollectorRegistry()
+    writer = KinesisWriter(AlwaysThrottled(set()), "s", max_attempts=3, sleep=lambda s: None,
+                           metrics=ProducerMetrics(registry))
     with pytest.raises(PutFailed, match="after 3 attempts"):
         writer.put([entry(5)])
+    assert registry.get_sample_value("traffic_producer_records_retried_total", {"reason": "failed"}) == 3
+    assert registry.get_sample_value("traffic_producer_records_put_total") == 0
 
 
 def test_speed_and_schedule():

@@ -1,9 +1,10 @@
 """SIGKILL the producer and the consumer at random moments: nothing lost, nothing twice.
 
-The consumer is killed at least 20 times while it works through a replay of 5,000 hours,
-and restarted each time; the producer is killed mid-replay and restarted with --resume.
-Afterwards the bucket holds exactly one row per event id, and the online model's state
-equals that of an uninterrupted run.
+The consumer is killed at least 20 times while it works through a replay of 5,000 hours
+(with a lane closure from hour 3,000 on: volumes ×0.6), and restarted each time; the
+producer is killed mid-replay and restarted with --resume. Afterwards the bucket holds
+exactly one row per event id, exactly the drift events an uninterrupted run detects, each
+once, and the online model's state equals that of an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 
 from adapters import aws
 from consumer.checkpoints import CheckpointStore
+from core import dataset, synthetic
 from core.processing import RawRecord, process_batch
 from core.schema import encode
 from core.state_codec import load_states
@@ -52,16 +54,20 @@ def stream_event_ids(settings) -> list[str]:
     return [r["Data"].split(b'"event_id":"', 1)[1].split(b'"', 1)[0].decode() for r in stream_records(settings)]
 
 
-def test_killed_producer_and_consumer_lose_nothing_and_duplicate_nothing(settings, synthetic_records, monkeypatch,
-                                                                           tmp_path):
+def test_killed_producer_and_consumer_lose_nothing_and_duplicate_nothing(settings, monkeypatch, tmp_path):
     # Small batches, so that 20 consumers each killed within 0.3 s of their first commit are
     # still far from the end of the stream (with reads ahead, one ran ~250 records per life at 40).
     monkeypatch.setenv("TRAFFIC_BATCH_SIZE", "20")
     # Each restart waits for the killed worker's lease to expire before it takes the shard.
     monkeypatch.setenv("TRAFFIC_LEASE_SECONDS", "2")
-    settings = settings.replace(batch_size=20)
+    # The conftest's synthetic hours, with a lane closure in the middle of the replay.
+    data = synthetic.write_csv(tmp_path / "closure.csv.gz", start="2015-01-01", hours=24 * 425, seed=7,
+                               gap=(24 * 200, 24 * 5), level_shift=("2015-05-06 08:00", 0.6))
+    monkeypatch.setenv("TRAFFIC_DATA", str(data))
+    settings = settings.replace(batch_size=20, data_path=str(data))
     Provisioner(settings).create(with_iam=False)
-    records = synthetic_records[:RECORDS]
+    all_records = dataset.to_records(dataset.read_frame(data), "301")
+    records = all_records[:RECORDS]
     first, last = records[0].local_time.isoformat(), records[-1].local_time.isoformat()
     rng = random.Random(2026)
     log = open(tmp_path / "processes.log", "ab")
@@ -123,11 +129,22 @@ def test_killed_producer_and_consumer_lose_nothing_and_duplicate_nothing(setting
     assert result.ok and result.predicted == RECORDS and rows["event_id"].is_unique
     assert len(letters) == duplicates_on_stream and {d["reason"] for d in letters} <= {"duplicate_event"}
 
+    # -- the drift events: those of an uninterrupted run, each once, the closure's among them ----------
+    uninterrupted: dict = {}
+    outcome = process_batch([RawRecord(encode(r), shard, str(i)) for i, r in enumerate(records)], uninterrupted, None, "t")
+
+    def detection(event) -> tuple:
+        return event["station_id"], event["event_time"], event["model"], event["statistic"]
+
+    written = [detection(e) for e in store.read_drift_events()]
+    expected = [detection(e.as_dict("t")) for e in outcome.drift_events]
+    print(f"drift events {len(written)}, of an uninterrupted run {len(expected)}")
+    assert sorted(written) == sorted(expected) and len(set(written)) == len(written)
+    assert any(e[1] >= "2015-05-06T08:00" and e[1] < "2015-05-07T08:00" for e in written), "the closure was not detected"
+
     # -- the online model equals an uninterrupted run's --------------------------------------------
     killed_state = load_states(checkpoints.load_state_blob(checkpoints.get(shard)))
-    uninterrupted: dict = {}
-    process_batch([RawRecord(encode(r), shard, str(i)) for i, r in enumerate(records)], uninterrupted, None, "t")
-    following = [RawRecord(encode(r), shard, str(i)) for i, r in enumerate(synthetic_records[RECORDS:RECORDS + 200])]
+    following = [RawRecord(encode(r), shard, str(i)) for i, r in enumerate(all_records[RECORDS:RECORDS + 200])]
     a = process_batch(following, killed_state, None, "t").rows
     b = process_batch(following, uninterrupted, None, "t").rows
     assert [r["online_prediction"] for r in a] == [r["online_prediction"] for r in b]

@@ -6,6 +6,8 @@ directly with the events the event source mapping would deliver, retries include
 
 from __future__ import annotations
 
+import json
+
 import base64
 
 import pytest
@@ -50,7 +52,19 @@ def lambda_env(settings, monkeypatch):
     return settings
 
 
-def test_batches_retries_and_a_failing_station_give_exactly_once(lambda_env, synthetic_records, monkeypatch):
+def emitted_metrics(output: str) -> dict[str, float]:
+    """The sums of the metrics in the CloudWatch embedded-metric documents printed to ``output``."""
+    sums: dict[str, float] = {}
+    for line in output.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            document = json.loads(line)
+            for metric in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+                values = document[metric["Name"]]
+                sums[metric["Name"]] = sums.get(metric["Name"], 0.0) + sum(values if isinstance(values, list) else [values])
+    return sums
+
+
+def test_batches_retries_and_a_failing_station_give_exactly_once(lambda_env, synthetic_records, monkeypatch, capsys):
     settings = lambda_env
     records = synthetic.many_stations(synthetic_records[:200], 4)
     helpers.produce(settings, records)
@@ -90,6 +104,9 @@ def test_batches_retries_and_a_failing_station_give_exactly_once(lambda_env, syn
         assert lambda_handler.handler({"Records": shard_events[:50]}, None) == {"batchItemFailures": []}
 
     assert failures_seen == 1
+    # Each record is counted once in the embedded metrics, by the invocation that committed it.
+    emitted = emitted_metrics(capsys.readouterr().out)
+    assert (emitted["RecordsRead"], emitted["ResultRows"], emitted["DeadLetters"]) == (800, 800, 0)
     rows = helpers.store(settings).read_predictions()
     result = reconcile([r.event_id for r in records], rows["event_id"], [])
     assert result.ok and result.predicted == 800 and rows["event_id"].is_unique

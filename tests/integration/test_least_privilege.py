@@ -66,6 +66,7 @@ class Stack:
             "TRAFFIC_CHECKPOINT_TABLE": f"checkpoints-{suffix}", "TRAFFIC_RESOURCE_PREFIX": self.prefix,
             "TRAFFIC_CHAMPION_REFRESH_SECONDS": "0.5", "TRAFFIC_POLL_SECONDS": "0.05", "TRAFFIC_LEASE_SECONDS": "3",
             "TRAFFIC_BATCH_TREES": "100",
+            "TRAFFIC_PRODUCER_METRICS_PORT": "0", "TRAFFIC_CONSUMER_METRICS_PORT": "0", "TRAFFIC_TRAINER_METRICS_PORT": "0",
             # Several batches a shard, so the consumer also replaces (and deletes) committed states.
             "TRAFFIC_BATCH_SIZE": "50",
             # What is checked here is who may call what, not how good a retrained model is.

@@ -84,6 +84,15 @@ def log_and_register(
     return version
 
 
+def version_run_id(settings: Settings, version: str) -> str:
+    """The id of the run that logged a registered version (to log more to it later)."""
+    return MlflowClient().get_model_version(settings.model_name, version).run_id
+
+
+def tag_run(run_id: str, key: str, value: str) -> None:
+    MlflowClient().set_tag(run_id, key, value)
+
+
 def promote(settings: Settings, version: str) -> None:
     MlflowClient().set_registered_model_alias(settings.model_name, CHAMPION, version)
     log.info("model %s version %s is now %s", settings.model_name, version, CHAMPION)

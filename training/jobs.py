@@ -36,6 +36,8 @@ from training.schedule import CADENCE, Retrain, Schedule
 log = logging.getLogger(__name__)
 
 TRAIN_END_TAG = "train_end"
+#: The tag of a retrain's run whose data-drift report failed, with the error.
+DATA_DRIFT_ERROR_TAG = "data_drift_error"
 
 
 def train_initial(
@@ -186,19 +188,45 @@ class Retrainer:
                 extra_metrics=champion.as_metrics("champion_holdout_"), extra_tags={"trigger": trigger},
             )
             model_registry.promote(self.settings, version)
+            run_id = model_registry.version_run_id(self.settings, version)
         else:
-            model_registry.log_run(
+            run_id = model_registry.log_run(
                 f"retrain-{cutoff:%Y%m%d}-rejected",
                 {"train_end": cutoff.isoformat(), "n_train": result.n_train, "kind": "retrain"},
                 {**result.holdout.as_metrics("holdout_"), **champion.as_metrics("champion_holdout_")},
                 {"kind": "retrain", "promoted": "false", "trigger": trigger},
             )
+        self._log_data_drift(run_id, cutoff, current, champion_model)
         log.info(
             "retrain at %s (%s): candidate MAE %.1f vs champion %.1f on the last %.3g days -> %s",
             cutoff, trigger, result.holdout.mae, champion.mae, holdout_days,
             f"promoted version {version}" if promoted else "kept champion",
         )
         return RetrainOutcome(cutoff, result.holdout.mae, champion.mae, promoted, version, trigger)
+
+    def _log_data_drift(self, run_id: str, cutoff: datetime, champion: tuple[str, dict[str, str]], model) -> None:
+        """Log the champion's data-drift report (:mod:`monitor.data_drift`: its training rows
+        against the last ``retrain_every_days`` before ``cutoff``) to the retrain's run.
+
+        A report that fails is a warning and the run's :data:`DATA_DRIFT_ERROR_TAG`, never a
+        failed retrain: the model is what the retrain is for.
+        """
+        try:
+            # Imported here: Evidently takes seconds and tens of MB to load, which only a
+            # process that retrains pays (not ``train``, nor anything importing this module).
+            from monitor import data_drift
+
+            version, tags = champion
+            report = data_drift.compute(self.corpus.records(), self.corpus.predictions(), model, version,
+                                        datetime.fromisoformat(tags[TRAIN_END_TAG]), self.span / timedelta(days=1),
+                                        end=cutoff)
+            data_drift.log_to_mlflow(report, run_id, {"model_version": version})
+        except Exception as exc:
+            log.warning("data-drift report of the retrain at %s failed: %s", cutoff.date(), exc, exc_info=True)
+            try:
+                model_registry.tag_run(run_id, DATA_DRIFT_ERROR_TAG, f"{type(exc).__name__}: {exc}"[:5000])
+            except Exception as tag_exc:  # MLflow itself is failing: the warning above is all there is
+                log.warning("could not tag run %s with the data-drift error: %s", run_id, tag_exc)
 
     def follow(self, poll_seconds: float, stop: threading.Event) -> None:
         while not stop.is_set():

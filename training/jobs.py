@@ -221,6 +221,7 @@ class Retrainer:
                                         datetime.fromisoformat(tags[TRAIN_END_TAG]), self.span / timedelta(days=1),
                                         end=cutoff)
             data_drift.log_to_mlflow(report, run_id, {"model_version": version})
+            self.metrics.data_drift_share.set(report.drift_share)
         except Exception as exc:
             log.warning("data-drift report of the retrain at %s failed: %s", cutoff.date(), exc, exc_info=True)
             try:

@@ -37,9 +37,9 @@ demo: up
 down: env
 	$(PY) -m infra.emulator down
 
-# More hours into the running stack, for the consumer the demo left running: by default after the
-# last hour the producer put (--resume, so no hour twice) to the end of the data, an event hour a
-# second; SPEED=1 is real time, START=/END= (ISO dates) bound the hours, REPLAY_ARGS adds options.
+# More hours into the running stack, for the consumer the demo left running: from the hour after
+# the last one the producer put (--resume) to the end of the data, an event hour a second; SPEED=1
+# is real time, START=/END= (ISO dates) bound the hours, REPLAY_ARGS adds producer options.
 SPEED ?= 3600
 replay: env
 	$(EMBEDDED) $(PY) -m producer --resume --speed $(SPEED) $(if $(START),--start $(START)) $(if $(END),--end $(END)) $(REPLAY_ARGS)

@@ -104,8 +104,8 @@ def demo(argv: list[str] | None = None) -> int:
     model_registry.connect(settings)
     print("\nThe stack is up, and the consumer and the retrainer keep running in the background.")
     print("Watch rows land in the bucket:         make watch")
-    print("Replay more, an event hour a second:   make replay SPEED=3600   (after the last hour replayed; SPEED=1 is real "
-          "time, START=/END= choose the hours)")
+    print("Replay more, an event hour a second:   make replay SPEED=3600")
+    print("  (from the hour after the last one replayed; SPEED=1 is real time, START=/END= choose the hours)")
     print(f"Open MLflow (runs, registry, metrics): {model_registry.experiment_page(settings)}")
     print("Stop everything:                       make down")
     return 0

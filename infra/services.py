@@ -60,7 +60,13 @@ class Started:
 
 def logged(log_path: Path, since: int, line_start: str) -> bool:
     """Whether a line of the log after byte ``since`` holds ``line_start`` (after the logger's prefix)."""
-    return any(f": {line_start}" in line for line in server_process.log_tail(log_path, lines=1000, since=since).splitlines())
+    try:
+        with open(log_path, "rb") as log:
+            log.seek(since)
+            text = log.read().decode(errors="replace")
+    except OSError:
+        return False
+    return any(f": {line_start}" in line for line in text.splitlines())
 
 
 def start(settings: Settings, timeout: float = 180.0) -> list[Started]:
@@ -78,9 +84,9 @@ def start(settings: Settings, timeout: float = 180.0) -> list[Started]:
         if service.single_threaded_on_small_machines and (os.cpu_count() or 1) <= 2:
             env["OMP_NUM_THREADS"] = "1"
         process = server_process.start(
-            [sys.executable, *service.args], log_path, ready=lambda p=log_path, o=offset, line=service.ready_line: logged(p, o, line),
-            timeout=timeout, name=f"the {service.name}", env=env, pid_file=service.pid_file(settings),
-            stop_timeout=service.stop_timeout,
+            [sys.executable, *service.args], log_path,
+            ready=lambda p=log_path, o=offset, line=service.ready_line: logged(p, o, line), timeout=timeout,
+            name=f"the {service.name}", env=env, pid_file=service.pid_file(settings), stop_timeout=service.stop_timeout,
         )
         started.append(Started(service, process.pid, log_path, offset, already_running=False))
     return started

@@ -52,7 +52,8 @@ def test_only_rows_that_land_after_the_start_are_printed(capsys):
     watching = threading.Thread(target=watch, args=(bucket, 0.01, stop), kwargs={"limit": 1})
     watching.start()
     try:
-        bucket.objects["predictions/new.parquet"] = [_row(traffic_volume=7), _row(event_time="2017-01-01T09:00:00-06:00")]
+        later = _row(event_time="2017-01-01T09:00:00-06:00")
+        bucket.objects["predictions/new.parquet"] = [_row(traffic_volume=7), later]
         watching.join(30)
     finally:
         stop.set()

@@ -35,9 +35,27 @@ from training.jobs import TRAIN_END_TAG
 DATA_DRIFT_RUN = "data_drift"
 
 
+#: The columns of :func:`watch_line`: the hour (station time), the actual volume, the served
+#: prediction (what a user of the stream gets) and the two it combines, and the batch model's version.
+WATCH_HEADER = f"{'event time':<22}  {'station':>7}  {'actual':>6}  {'served':>6}  {'batch':>6}  {'online':>6}  model"
+
+
+def _volume(value) -> str:
+    return "   n/a" if value is None or value != value else f"{value:6.0f}"
+
+
+def watch_line(row) -> str:
+    """One result row as a line under :data:`WATCH_HEADER`; a missing prediction (no champion yet) reads n/a."""
+    hour = datetime.fromisoformat(str(row.event_time)).isoformat(sep=" ", timespec="minutes")
+    version = f"v{row.batch_model_version}" if row.batch_model_version else "-"
+    return (f"{hour:<22}  {row.station_id:>7}  {row.traffic_volume:>6}  {_volume(row.served_prediction)}  "
+            f"{_volume(row.batch_prediction)}  {_volume(row.online_prediction)}  {version}")
+
+
 def watch(store: ResultStore, poll_seconds: float, stop: threading.Event, limit: int | None = None) -> int:
     seen = set(store.list_keys(PREDICTIONS_PREFIX))
     print(f"watching s3://{store.bucket}/{PREDICTIONS_PREFIX} ({len(seen)} objects already there); Ctrl-C to stop")
+    print(WATCH_HEADER, flush=True)
     shown = 0
     while not stop.is_set() and (limit is None or shown < limit):
         fresh = [k for k in store.list_keys(PREDICTIONS_PREFIX) if k not in seen]
@@ -45,9 +63,7 @@ def watch(store: ResultStore, poll_seconds: float, stop: threading.Event, limit:
             seen.add(key)
             rows = store.read_prediction_objects([key])
             for row in rows.itertuples(index=False):
-                batch = "   n/a" if row.batch_prediction != row.batch_prediction else f"{row.batch_prediction:6.0f}"
-                print(f"{row.event_time}  actual {row.traffic_volume:5d}  batch {batch}  online {row.online_prediction:6.0f}"
-                      f"  (model v{row.batch_model_version}, {row.online_updates} online updates)")
+                print(watch_line(row), flush=True)
             shown += 1
         if not fresh:
             stop.wait(poll_seconds)

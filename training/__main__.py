@@ -74,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    # Past its start (MLflow reached, a champion found): infra.services waits for this line.
+    logging.getLogger("training").info("retraining every %g event days; checking the bucket every %g s",
+                                       settings.retrain_every_days, args.poll_seconds)
     retrainer.follow(args.poll_seconds, stop)
     return 0
 

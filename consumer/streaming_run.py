@@ -55,11 +55,7 @@ class StreamingRun:
             if batch is not None:
                 self.totals["batch_abs"] += abs(batch - actual)
                 self.totals["batch_n"] += 1
-            event_time = datetime.fromisoformat(str(row["event_time"]))
-            hour, stamp = int(event_time.timestamp() // 3600), int(event_time.timestamp() * 1000)
-            if self.first_hour is None:
-                self.first_hour = hour
-            step = hour - self.first_hour
+            stamp, step = self._axes(str(row["event_time"]))
             metrics.extend(Metric(k, v, stamp, step) for k, v in self.rolling.mae().items() if v == v)
         self.totals["dead_letters"] += dead_letters
         try:
@@ -73,15 +69,20 @@ class StreamingRun:
         at its event time, so the chart shows when and in which model's errors drift began."""
         if not events:
             return
-        metrics = []
-        for event in events:
-            event_time = datetime.fromisoformat(event.event_time)
-            metrics.append(Metric(f"drift_{event.model}", event.statistics["statistic"],
-                                  int(event_time.timestamp() * 1000), int(event_time.timestamp() // 3600)))
+        metrics = [Metric(f"drift_{event.model}", event.statistics["statistic"], *self._axes(event.event_time))
+                   for event in events]
         try:
             self.client.log_batch(self.run_id, metrics=metrics)
         except Exception as exc:
             log.warning("could not log %d drift events to MLflow: %s", len(metrics), exc)
+
+    def _axes(self, event_time: str) -> tuple[int, int]:
+        """A point's timestamp (the event time in ms) and step (event hours since the first logged)."""
+        moment = datetime.fromisoformat(event_time)
+        hour = int(moment.timestamp() // 3600)
+        if self.first_hour is None:
+            self.first_hour = hour
+        return int(moment.timestamp() * 1000), hour - self.first_hour
 
     def close(self) -> None:
         t = self.totals

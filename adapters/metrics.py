@@ -39,6 +39,8 @@ BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 RETRAIN_BUCKETS = (1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0)
 #: Why the producer sends a PutRecords entry again (:mod:`producer.kinesis_writer`).
 RETRY_REASONS = ("throttled", "failed")
+#: What makes a retrain due (:mod:`training.schedule`).
+RETRAIN_TRIGGERS = ("cadence", "drift")
 
 
 class ConsumerMetrics:
@@ -98,6 +100,9 @@ class TrainerMetrics:
                                 ["trigger"], registry=registry)
         self.promotions = Counter("traffic_trainer_promotions_total", "Retrains promoted to champion, by trigger",
                                   ["trigger"], registry=registry)
+        for trigger in RETRAIN_TRIGGERS:
+            self.retrains.labels(trigger=trigger)
+            self.promotions.labels(trigger=trigger)
         self.retrain_duration = Histogram("traffic_trainer_retrain_duration_seconds", "Time to retrain and score",
                                           buckets=RETRAIN_BUCKETS, registry=registry)
         self.champion_version = Gauge("traffic_trainer_champion_version", "Registry version of the champion",

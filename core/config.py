@@ -36,6 +36,9 @@ ENVIRONMENT = {
     "TRAFFIC_RETRAIN_EVERY_DAYS": "10",
     "TRAFFIC_HOLDOUT_DAYS": "7",
     "TRAFFIC_PROMOTION_TOLERANCE": "0.05",
+    "TRAFFIC_DRIFT_RETRAIN": "1",
+    "TRAFFIC_DRIFT_SETTLE_HOURS": "24",
+    "TRAFFIC_DRIFT_MIN_SPACING_DAYS": "2",
     "TRAFFIC_BATCH_SIZE": "2000",
     "TRAFFIC_BATCH_TREES": "500",
     "TRAFFIC_POLL_SECONDS": "0.2",
@@ -66,6 +69,14 @@ def _port(value: str, component: str) -> int:
     return port
 
 
+def _flag(value: str, name: str) -> bool:
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be 1 or 0 (true/false, on/off), not {value!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -84,6 +95,11 @@ class Settings:
     holdout_days: float
     #: A retrained model is promoted unless its holdout MAE exceeds the champion's by more than this fraction.
     promotion_tolerance: float
+    #: Whether a drift in the batch model's errors brings the next retrain forward
+    #: (:mod:`training.schedule`), how many event hours after the detection, and at most how often.
+    drift_retrain: bool
+    drift_settle_hours: float
+    drift_min_spacing_days: float
     batch_size: int
     #: Trees in each member of the batch model (:func:`core.batch_model.sized`): accuracy against speed.
     batch_trees: int
@@ -129,6 +145,9 @@ class Settings:
             retrain_every_days=float(get("TRAFFIC_RETRAIN_EVERY_DAYS")),
             holdout_days=float(get("TRAFFIC_HOLDOUT_DAYS")),
             promotion_tolerance=float(get("TRAFFIC_PROMOTION_TOLERANCE")),
+            drift_retrain=_flag(get("TRAFFIC_DRIFT_RETRAIN"), "TRAFFIC_DRIFT_RETRAIN"),
+            drift_settle_hours=float(get("TRAFFIC_DRIFT_SETTLE_HOURS")),
+            drift_min_spacing_days=float(get("TRAFFIC_DRIFT_MIN_SPACING_DAYS")),
             batch_size=int(get("TRAFFIC_BATCH_SIZE")),
             batch_trees=int(get("TRAFFIC_BATCH_TREES")),
             poll_seconds=float(get("TRAFFIC_POLL_SECONDS")),

@@ -64,15 +64,29 @@ class DriftEvent:
                 "processed_at": processed_at}
 
 
-def _detector() -> drift.PageHinkley:
-    return drift.PageHinkley(min_instances=MIN_INSTANCES, delta=DELTA, threshold=THRESHOLD, alpha=ALPHA, mode="up")
+@dataclass(frozen=True)
+class DetectorSettings:
+    """Page-Hinkley's settings. The stream runs the chosen ones (the module's constants), which
+    are code like the combiner's, not state: ``bench.drift`` passes others to choose them."""
+
+    delta: float = DELTA
+    threshold: float = THRESHOLD
+    alpha: float = ALPHA
+    min_instances: int = MIN_INSTANCES
+
+    def detector(self) -> drift.PageHinkley:
+        return drift.PageHinkley(min_instances=self.min_instances, delta=self.delta, threshold=self.threshold,
+                                 alpha=self.alpha, mode="up")
+
+
+CHOSEN = DetectorSettings()
 
 
 class ErrorDrift:
     """A station's drift detectors, one per model, and its typical volume."""
 
-    def __init__(self) -> None:
-        self.detectors = {model: _detector() for model in MODELS}
+    def __init__(self, settings: DetectorSettings = CHOSEN) -> None:
+        self.detectors = {model: settings.detector() for model in MODELS}
         self.scale: float | None = None
 
     def update(self, actual: float, predictions: Mapping[str, float | None]) -> list[tuple[str, dict[str, float]]]:
@@ -123,7 +137,7 @@ def _detector_snapshot(detector: drift.PageHinkley) -> dict:
 
 
 def _detector_from_snapshot(data: dict) -> drift.PageHinkley:
-    detector = _detector()
+    detector = CHOSEN.detector()
     detector._x_mean.n = float(data["n"])
     detector._x_mean._mean = float(data["mean"])
     detector._sum_increase = float(data["sum_increase"])

@@ -17,7 +17,7 @@ EMBEDDED := AWS_ENDPOINT_URL=http://127.0.0.1:$(EMULATOR_PORT) AWS_ACCESS_KEY_ID
 	AWS_SECRET_ACCESS_KEY=embedded AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 \
 	MLFLOW_TRACKING_URI=http://127.0.0.1:$(MLFLOW_PORT)
 
-.PHONY: env demo up down prometheus test test-fast watch compare bench-accuracy bench-throughput lock
+.PHONY: env demo up down replay prometheus test test-fast watch compare bench-accuracy bench-throughput lock
 
 env: $(VENV)/.synced
 $(VENV)/.synced: Pipfile.lock
@@ -37,6 +37,13 @@ demo: up
 
 down: env
 	$(PY) -m infra.emulator down
+
+# More hours into the running stack, for the consumer the demo left running: from the hour after
+# the last one the producer put (--resume) to the end of the data, an event hour a second; SPEED=1
+# is real time, START=/END= (ISO dates) bound the hours, REPLAY_ARGS adds producer options.
+SPEED ?= 3600
+replay: env
+	$(EMBEDDED) $(PY) -m producer --resume --speed $(SPEED) $(if $(START),--start $(START)) $(if $(END),--end $(END)) $(REPLAY_ARGS)
 
 # A native Prometheus scraping the components' metrics ports on 127.0.0.1 (Ctrl-C stops it).
 prometheus: env

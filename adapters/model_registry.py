@@ -37,8 +37,18 @@ SKOPS_TRUSTED_TYPES = [
 ]
 
 
+#: The experiment tag in which MLflow records an experiment's kind, and the kind of a model-training
+#: experiment (runs, metric charts, models) as against ``genai_development`` (traces, evaluations).
+#: MLflow 3.17's UI takes the view from its sidebar switch (GenAI for a new user) or a link's
+#: ``workflowType`` (:func:`experiment_page`): its build reads this tag only with that switch
+#: turned off. The tag still records the kind, as MLflow does for its own demo experiment.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"
+
+
 def connect(settings: Settings) -> MlflowClient:
-    """Point MLflow at the configured tracking/registry server and the project's experiment."""
+    """Point MLflow at the configured tracking/registry server and the project's experiment, a
+    model-training one (:data:`EXPERIMENT_KIND_TAG`; an experiment made before the tag gets it)."""
     if settings.tracking_uri.startswith("sqlite:///"):
         settings.home.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(settings.tracking_uri)
@@ -48,11 +58,23 @@ def connect(settings: Settings) -> MlflowClient:
         if settings.tracking_uri.startswith("sqlite:///"):
             artifact_location = (settings.home / "mlartifacts").as_uri()
         try:
-            mlflow.create_experiment(settings.experiment, artifact_location=artifact_location)
+            mlflow.create_experiment(settings.experiment, artifact_location=artifact_location,
+                                     tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING})
         except MlflowException:
             pass  # created meanwhile by another component
-    mlflow.set_experiment(settings.experiment)
-    return MlflowClient()
+    experiment = mlflow.set_experiment(settings.experiment)
+    client = MlflowClient()
+    if EXPERIMENT_KIND_TAG not in experiment.tags:  # a kind chosen in the UI stays
+        client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
+    return client
+
+
+def experiment_page(settings: Settings) -> str:
+    """The experiment's page in the MLflow UI (a tracking server's URL), in the model-training view:
+    MLflow 3.17's UI takes the view from the link's ``workflowType`` and keeps it across the
+    experiment's tabs, where a new user would otherwise land in the GenAI view."""
+    experiment = mlflow.get_experiment_by_name(settings.experiment)
+    return f"{settings.tracking_uri.rstrip('/')}/#/experiments/{experiment.experiment_id}?workflowType=machine_learning"
 
 
 def log_and_register(
@@ -82,6 +104,15 @@ def log_and_register(
     for key, value in tags.items():
         client.set_model_version_tag(settings.model_name, version, key, value)
     return version
+
+
+def version_run_id(settings: Settings, version: str) -> str:
+    """The id of the run that logged a registered version (to log more to it later)."""
+    return MlflowClient().get_model_version(settings.model_name, version).run_id
+
+
+def tag_run(run_id: str, key: str, value: str) -> None:
+    MlflowClient().set_tag(run_id, key, value)
 
 
 def promote(settings: Settings, version: str) -> None:

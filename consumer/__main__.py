@@ -59,10 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     metrics.serve(settings, "consumer")
     use_lean_allocators()
     serve_single_threaded()
-    consumer = build(settings, track=not args.no_tracking, worker_id=args.worker_id)
+    worker_id = args.worker_id or new_worker_id()
+    consumer = build(settings, track=not args.no_tracking, worker_id=worker_id)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    # Past its start (MLflow reached, clients built): infra.services waits for this line.
+    logging.getLogger("consumer").info("consuming stream %s as worker %s", settings.stream_name, worker_id)
     stats = consumer.run(stop, args.idle_exit)
     logging.getLogger("consumer").info(
         "stopped: %d records, %d results, %d dead letters, %d batches, %d failed batches",

@@ -1,8 +1,12 @@
 """The consumer's MLflow run: rolling batch/online MAE stepped by event hour, and a summary.
 
-Each metric point's step is the event's hour (hours since 1970, UTC) and its timestamp
-the event time, so MLflow's charts put the two models side by side on the event-time axis.
-A tracking-server outage costs metric points (logged as a warning), never records.
+Each metric point's timestamp is the event time (ms since 1970): MLflow's charts plot it on
+their "Time (wall)" x-axis as dates, the replayed hours, and on "Time (relative)" as the time
+since the series' first point. Its step, the charts' default x-axis, is the number of whole
+event hours since the first event the run logged: 0 at the start of the run, then one per
+hour, gaps in the data left as gaps (an event older than that first one, from a shard taken
+over later, gets a negative step). A tracking-server outage costs metric points (logged as a
+warning), never records.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ class StreamingRun:
         self.client.log_param(self.run_id, "rolling_window_hours", window_hours)
         self.rolling = RollingErrors(window_hours)
         self.totals = {"rows": 0, "dead_letters": 0, "batch_abs": 0.0, "batch_n": 0, "online_abs": 0.0}
+        #: The event hour (hours since 1970) of step 0: the first event logged.
+        self.first_hour: int | None = None
 
     def observe(self, rows: Sequence[dict], dead_letters: int) -> None:
         metrics = []
@@ -49,8 +55,7 @@ class StreamingRun:
             if batch is not None:
                 self.totals["batch_abs"] += abs(batch - actual)
                 self.totals["batch_n"] += 1
-            event_time = datetime.fromisoformat(str(row["event_time"]))
-            step, stamp = int(event_time.timestamp() // 3600), int(event_time.timestamp() * 1000)
+            stamp, step = self._axes(str(row["event_time"]))
             metrics.extend(Metric(k, v, stamp, step) for k, v in self.rolling.mae().items() if v == v)
         self.totals["dead_letters"] += dead_letters
         try:
@@ -64,15 +69,20 @@ class StreamingRun:
         at its event time, so the chart shows when and in which model's errors drift began."""
         if not events:
             return
-        metrics = []
-        for event in events:
-            event_time = datetime.fromisoformat(event.event_time)
-            metrics.append(Metric(f"drift_{event.model}", event.statistics["statistic"],
-                                  int(event_time.timestamp() * 1000), int(event_time.timestamp() // 3600)))
+        metrics = [Metric(f"drift_{event.model}", event.statistics["statistic"], *self._axes(event.event_time))
+                   for event in events]
         try:
             self.client.log_batch(self.run_id, metrics=metrics)
         except Exception as exc:
             log.warning("could not log %d drift events to MLflow: %s", len(metrics), exc)
+
+    def _axes(self, event_time: str) -> tuple[int, int]:
+        """A point's timestamp (the event time in ms) and step (event hours since the first logged)."""
+        moment = datetime.fromisoformat(event_time)
+        hour = int(moment.timestamp() // 3600)
+        if self.first_hour is None:
+            self.first_hour = hour
+        return int(moment.timestamp() * 1000), hour - self.first_hour
 
     def close(self) -> None:
         t = self.totals

@@ -1,9 +1,11 @@
 """``python -m demo``: the whole pipeline, end to end.
 
-Provisions a fresh stream, buckets and table; trains the batch model on the hours before
-``--train-end`` and makes it champion; starts the consumer and the retrainer as their own
-processes (as ``docker compose`` does); replays ``--start``..``--end`` fast; waits until
-every produced hour is accounted for; then prints the comparison of the two models.
+Stops the consumer and the retrainer a previous demo left running; provisions a fresh stream,
+buckets and table; trains the batch model on the hours before ``--train-end`` and makes it
+champion; starts the consumer and the retrainer in the background (:mod:`infra.services`: they
+keep running until ``make down``, as the services of ``docker compose`` do); replays
+``--start``..``--end`` fast; waits until every produced hour is accounted for; then prints the
+comparison of the two models, and how to watch, replay more and stop.
 """
 
 from __future__ import annotations
@@ -11,15 +13,14 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from adapters import aws
+from adapters import aws, model_registry
 from core.config import Settings
 from core.errors import TrafficStreamError
+from infra import server_process, services
 from infra.provision import Provisioner
 
 log = logging.getLogger("demo")
@@ -40,25 +41,6 @@ def run(cmd: list[str], **kwargs) -> None:
         raise StepFailed(cmd, code)
 
 
-def start(cmd: list[str], log_path: Path, threads: int | None = None) -> subprocess.Popen:
-    print(f"\n$ {' '.join(cmd)} &   (log: {log_path})", flush=True)
-    env = dict(os.environ)
-    if threads is not None:
-        # OpenMP spinning on every core starves the consumer on a small machine.
-        env["OMP_NUM_THREADS"] = str(threads)
-    return subprocess.Popen([sys.executable, *cmd], stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, env=env)
-
-
-def stop(process: subprocess.Popen, name: str, timeout: float = 60) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            log.warning("%s did not stop within %.0f s; killing it", name, timeout)
-            process.kill()
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=None)
@@ -77,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         return demo(argv)
     except StepFailed as failed:
         return failed.code
+    except server_process.ServerError as exc:  # the consumer or the retrainer did not start
+        print(f"the demo stopped: {exc}\n(`make down` stops whatever did start)", file=sys.stderr)
+        return 1
 
 
 def demo(argv: list[str] | None = None) -> int:
@@ -84,11 +69,12 @@ def demo(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env()
-    logs = settings.home / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
     data = ["--data", args.data] if args.data else []
     began = time.monotonic()
 
+    for name, pid in services.stop(settings).items():  # they read the stream about to be replaced
+        if pid is not None:
+            print(f"stopped the {name} a previous demo left running (pid {pid})", flush=True)
     print("== provisioning a fresh stream, buckets, checkpoint table and IAM policies", flush=True)
     provisioner = Provisioner(settings)
     provisioner.delete()
@@ -96,29 +82,32 @@ def demo(argv: list[str] | None = None) -> int:
     print("\n== training the batch model on hours before", args.train_end, flush=True)
     run(["-m", "training", "train", "--train-end", args.train_end, *data])
 
-    consumer = start(["-m", "consumer"], logs / "consumer.log")
-    retrainer = start(["-m", "training", "retrain", "--follow", "--poll-seconds", "2"], logs / "retrainer.log",
-                      threads=1 if (os.cpu_count() or 1) <= 2 else None)
-    try:
-        print(f"\n== replaying {args.start} .. {args.end} at speed {args.speed}", flush=True)
-        run(["-m", "producer", "--start", args.start, "--end", args.end, "--speed", args.speed, *data])
-        print("\n== waiting until every produced hour is predicted or dead-lettered", flush=True)
-        run(["-m", "monitor", "reconcile", "--start", args.start, "--end", args.end, "--wait", str(args.wait), *data])
-        for process, name in ((consumer, "consumer"), (retrainer, "retrainer")):
-            if process.poll() is not None:
-                raise SystemExit(f"the {name} exited early (code {process.returncode}); see {logs / (name + '.log')}")
-    finally:
-        stop(consumer, "consumer")
-        stop(retrainer, "retrainer")
+    print("\n== starting the consumer and the retrainer in the background, until `make down`", flush=True)
+    started = {s.service.name: s for s in services.start(settings)}
+    for s in started.values():
+        print(f"$ python {' '.join(s.service.args)} &   (pid {s.pid}, log {s.log_path})", flush=True)
+    print(f"\n== replaying {args.start} .. {args.end} at speed {args.speed}", flush=True)
+    run(["-m", "producer", "--start", args.start, "--end", args.end, "--speed", args.speed, *data])
+    print("\n== waiting until every produced hour is predicted or dead-lettered", flush=True)
+    run(["-m", "monitor", "reconcile", "--start", args.start, "--end", args.end, "--wait", str(args.wait), *data])
+    for name, pid in services.running(settings).items():
+        if pid is None:
+            raise SystemExit(f"the {name} exited early; see {started[name].log_path}")
     print("\n== batch vs online over the replayed period", flush=True)
     run(["-m", "monitor", "compare"])
-    promoted = sum(1 for line in (logs / "retrainer.log").read_text().splitlines() if "promoted version" in line)
-    checked = sum(1 for line in (logs / "retrainer.log").read_text().splitlines() if "retrain at" in line)
-    print(f"\nretraining: {checked} periodic retrains, {promoted} promoted to champion (log: {logs / 'retrainer.log'})")
+    retrainer = started[services.RETRAINER.name]
+    lines = retrainer.log_path.read_bytes()[retrainer.log_offset:].decode(errors="replace").splitlines()
+    promoted = sum(1 for line in lines if "promoted version" in line)
+    checked = sum(1 for line in lines if "retrain at" in line)
+    print(f"\nretraining: {checked} periodic retrains, {promoted} promoted to champion (log: {retrainer.log_path})")
     print(f"demo wall time: {time.monotonic() - began:.0f} s")
-    print("\nThe stack is still up. Watch the bucket:  make watch")
-    print(f"Open MLflow (runs, registry, metrics):   {settings.tracking_uri}")
-    print("Stop everything:                         make down")
+    model_registry.connect(settings)
+    print("\nThe stack is up, and the consumer and the retrainer keep running in the background.")
+    print("Watch rows land in the bucket:         make watch")
+    print("Replay more, an event hour a second:   make replay SPEED=3600")
+    print("  (from the hour after the last one replayed; SPEED=1 is real time, START=/END= choose the hours)")
+    print(f"Open MLflow (runs, registry, metrics): {model_registry.experiment_page(settings)}")
+    print("Stop everything:                       make down")
     return 0
 
 

@@ -1,7 +1,8 @@
 """The embedded stack: a moto server standing in for AWS and an MLflow server, on 127.0.0.1.
 
 ``python -m infra.emulator up`` starts both in the background (pids and logs under
-``TRAFFIC_HOME``) and returns once both answer; ``down`` stops them. Point boto3 at the
+``TRAFFIC_HOME``) and returns once both answer; ``down`` stops them, and before them the
+consumer and the retrainer that ``python -m demo`` leaves running (:mod:`infra.services`). Point boto3 at the
 emulator with ``AWS_ENDPOINT_URL=http://127.0.0.1:<port>`` and MLflow at its server with
 ``MLFLOW_TRACKING_URI=http://127.0.0.1:<tracking port>`` (the Makefile does). The MLflow
 server keeps its runs and models in ``TRAFFIC_HOME`` (SQLite and a directory of
@@ -17,7 +18,7 @@ import sys
 from pathlib import Path
 
 from core.config import Settings
-from infra import server_process, tracking_server
+from infra import server_process, services, tracking_server
 from infra.server_process import alive, free_port, wait_for_port  # noqa: F401 (re-exported)
 
 DEFAULT_PORT = 5050
@@ -53,6 +54,9 @@ def up(settings: Settings, port: int, tracking_port: int) -> int:
 
 
 def down(settings: Settings) -> int:
+    # The consumer and the retrainer first: on the way out they still checkpoint and close their MLflow run.
+    for name, pid in services.stop(settings).items():
+        print(f"{name} not running" if pid is None else f"{name} stopped (pid {pid})")
     for name, pid_file in (("MLflow server", settings.home / "tracking.pid"), ("emulator", settings.home / "emulator.pid")):
         pid = server_process.stop_recorded(pid_file, timeout=10)
         print(f"{name} not running" if pid is None else f"{name} stopped (pid {pid})")

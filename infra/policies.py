@@ -112,15 +112,17 @@ def trainer_policy(r: Resources) -> dict:
 
 
 def monitor_policy(r: Resources) -> dict:
-    """``python -m monitor watch|compare|reconcile``: read the results, nothing else."""
+    """``python -m monitor watch|compare|reconcile|drift``: read the results, nothing else (the
+    history too: ``drift`` compares the stream with the rows the champion was trained on)."""
+    prefixes = [PREDICTIONS_PREFIX, DEAD_LETTER_PREFIX, HISTORY_PREFIX]
     return _policy(
         {
             "Sid": "ReadResults",
             "Effect": "Allow",
             "Action": ["s3:GetObject"],
-            "Resource": [r.objects_arn(r.bucket, PREDICTIONS_PREFIX), r.objects_arn(r.bucket, DEAD_LETTER_PREFIX)],
+            "Resource": [r.objects_arn(r.bucket, prefix) for prefix in prefixes],
         },
-        _list(r, r.bucket, [PREDICTIONS_PREFIX, DEAD_LETTER_PREFIX], "ListResults"),
+        _list(r, r.bucket, prefixes, "ListResults"),
     )
 
 

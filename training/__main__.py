@@ -13,7 +13,7 @@ import sys
 import threading
 from datetime import datetime
 
-from adapters import aws, model_registry
+from adapters import aws, metrics, model_registry
 from adapters.result_store import ResultStore
 from core import dataset
 from core.config import Settings
@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"registered {settings.model_name} version {version} as champion")
         return 0
 
+    if args.action == "serve" or args.follow:
+        metrics.serve(settings, "trainer")  # before training: a taken port stops it at once
     if args.action == "serve":
         model_registry.connect(settings)
         if model_registry.champion_version(settings) is None:
@@ -72,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    # Past its start (MLflow reached, a champion found): infra.services waits for this line.
+    logging.getLogger("training").info("retraining every %g event days; checking the bucket every %g s",
+                                       settings.retrain_every_days, args.poll_seconds)
     retrainer.follow(args.poll_seconds, stop)
     return 0
 

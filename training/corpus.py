@@ -21,13 +21,15 @@ def rows_to_records(rows: pd.DataFrame) -> list[TrafficRecord]:
 class Corpus:
     """History rows plus prediction rows, kept in memory and topped up incrementally.
 
-    Rows are converted to records once; a retraining cycle only converts what is new.
+    Rows are converted to records once; a retraining cycle only converts what is new. The
+    prediction rows are kept too, for what the stream served (:meth:`predictions`).
     """
 
     def __init__(self, store: ResultStore) -> None:
         self.store = store
         self._records: dict[str, TrafficRecord] = {}
         self._latest: pd.Timestamp | None = None
+        self._predictions: list[pd.DataFrame] = []
         self._add(store.read_history(), is_prediction=False)
         self._add(store.read_new_predictions(), is_prediction=True)
 
@@ -37,6 +39,7 @@ class Corpus:
         for record in rows_to_records(rows):
             self._records[record.event_id] = record
         if is_prediction:
+            self._predictions.append(rows)
             times = pd.to_datetime(rows["event_time"], utc=True).dt.tz_convert(STATION_TZ.key)
             latest = times.max().tz_localize(None)
             self._latest = latest if self._latest is None else max(self._latest, latest)
@@ -51,3 +54,11 @@ class Corpus:
 
     def records(self) -> list[TrafficRecord]:
         return sorted(self._records.values(), key=lambda r: (r.station_id, r.event_time))
+
+    def predictions(self) -> pd.DataFrame:
+        """Every prediction row read so far, one per event id (the latest written)."""
+        if not self._predictions:
+            return self.store.read_prediction_objects([])
+        if len(self._predictions) > 1:
+            self._predictions = [pd.concat(self._predictions, ignore_index=True)]
+        return self._predictions[0].drop_duplicates("event_id", keep="last")

@@ -2,7 +2,7 @@
 
 On a moto server that enforces IAM, ``python -m infra create --users`` writes a profile
 per component; then the producer, two consumers (leases), ``training train`` and
-``retrain``, ``monitor reconcile`` and ``compare`` and the MLflow server (its artifact
+``retrain``, ``monitor reconcile``, ``compare`` and ``drift`` and the MLflow server (its artifact
 store) run as processes with ``AWS_PROFILE=<prefix>-<component>`` and no other keys, and
 the Lambda handler runs in this process with the keys of the Lambda role. Every AWS call
 each makes is recorded (:mod:`infra.call_log`) and the IAM actions used must equal the
@@ -239,6 +239,9 @@ def test_every_component_does_its_whole_job_as_its_own_user_and_uses_exactly_its
     compared = s.run(["monitor", "compare"], monitor_env)
     assert compared.returncode == 0, compared.stderr[-3000:]
     assert "batch" in compared.stdout and "online" in compared.stdout
+    drifted = s.run(["monitor", "drift"], monitor_env)  # reads the history too
+    assert drifted.returncode == 0, drifted.stderr[-3000:]
+    assert "drifted columns:" in drifted.stdout
 
     for worker in workers:
         worker.send_signal(signal.SIGTERM)

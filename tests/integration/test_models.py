@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import mlflow
 import pytest
@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 
 from adapters import model_registry
 from consumer.streaming_run import StreamingRun
-from core import batch_model
+from core import batch_model, dataset, synthetic
 from infra.provision import Provisioner
 from training import fit as fitting
 from training.jobs import Retrainer, train_initial
@@ -77,7 +77,7 @@ def test_consumer_switches_to_a_new_champion_without_restart(trained, synthetic_
 
 def test_retraining_promotes_only_a_model_not_worse_than_the_champion(trained, synthetic_records):
     settings, v1 = trained
-    settings = settings.replace(retrain_every_days=30, holdout_days=14)
+    settings = settings.replace(retrain_every_days=30, holdout_days=14, drift_retrain=False)
     records = [r for r in synthetic_records if r.local_time >= TRAIN_END][:24 * 70]
     helpers.produce(settings, records)
     c = helpers.consumer(settings)
@@ -90,3 +90,29 @@ def test_retraining_promotes_only_a_model_not_worse_than_the_champion(trained, s
     champion = model_registry.champion_version(settings)[0]
     assert champion == (outcome.version if outcome.promoted else v1)
     assert retrainer.step() is None  # nothing new: not due again
+
+
+def test_a_drift_in_the_batch_models_errors_brings_the_retrain_forward(trained, tmp_path):
+    """A lane closure 20 days after the champion's cutoff: the consumer detects it in the batch
+    model's errors and writes the event; the retrainer retrains a settling day later, long
+    before the 30-day cadence, scored on the hours since the champion's cutoff only."""
+    settings, v1 = trained
+    settings = settings.replace(retrain_every_days=30, holdout_days=14, drift_settle_hours=24, drift_min_spacing_days=2)
+    closure = TRAIN_END + timedelta(days=20, hours=8)
+    frame = synthetic.generate(start="2015-01-01", hours=24 * 425, seed=7, gap=(24 * 200, 24 * 5),
+                               level_shift=(closure.isoformat(), 0.6))
+    records = [r for r in dataset.to_records(frame, "301") if r.local_time >= TRAIN_END][:24 * 25]
+    helpers.produce(settings, records)
+    c = helpers.consumer(settings)
+    helpers.drain(c, len(records))
+    detected = sorted(datetime.fromisoformat(e["event_time"]).replace(tzinfo=None)
+                      for e in helpers.store(settings).read_drift_events() if e["model"] == "batch")
+    assert any(closure <= t <= closure + timedelta(hours=24) for t in detected), detected
+
+    retrainer = Retrainer(settings, helpers.store(settings))
+    outcome = retrainer.step()
+    assert outcome is not None and outcome.trigger == "drift"
+    assert outcome.cutoff == max(detected[0] + timedelta(hours=24), TRAIN_END + timedelta(days=2))
+    run_tags = MlflowClient().search_runs([MlflowClient().get_experiment_by_name(settings.experiment).experiment_id],
+                                          "tags.kind = 'retrain'")[0].data.tags
+    assert run_tags["trigger"] == "drift"

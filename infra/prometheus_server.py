@@ -51,7 +51,8 @@ def scrape_config(targets: Mapping[str, str], interval: float) -> dict:
     return {
         "global": {"scrape_interval": duration(interval), "scrape_timeout": duration(min(interval, MAX_SCRAPE_TIMEOUT)),
                    "evaluation_interval": duration(interval)},
-        "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [target]}]} for job, target in targets.items()],
+        "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [target]}]}
+                           for job, target in targets.items()],
     }
 
 

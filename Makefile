@@ -5,6 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 EMULATOR_PORT ?= 5050
 MLFLOW_PORT ?= 5001
+PROMETHEUS_PORT ?= 9090
 TRAFFIC_HOME ?= $(CURDIR)/.traffic-stream
 export TRAFFIC_HOME
 export PYTHONPATH := $(CURDIR)
@@ -16,7 +17,7 @@ EMBEDDED := AWS_ENDPOINT_URL=http://127.0.0.1:$(EMULATOR_PORT) AWS_ACCESS_KEY_ID
 	AWS_SECRET_ACCESS_KEY=embedded AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 \
 	MLFLOW_TRACKING_URI=http://127.0.0.1:$(MLFLOW_PORT)
 
-.PHONY: env demo up down replay test test-fast watch compare bench-accuracy bench-throughput lock
+.PHONY: env demo up down replay prometheus test test-fast watch compare bench-accuracy bench-throughput lock
 
 env: $(VENV)/.synced
 $(VENV)/.synced: Pipfile.lock
@@ -43,6 +44,10 @@ down: env
 SPEED ?= 3600
 replay: env
 	$(EMBEDDED) $(PY) -m producer --resume --speed $(SPEED) $(if $(START),--start $(START)) $(if $(END),--end $(END)) $(REPLAY_ARGS)
+
+# A native Prometheus scraping the components' metrics ports on 127.0.0.1 (Ctrl-C stops it).
+prometheus: env
+	$(PY) -m infra.prometheus_server --port $(PROMETHEUS_PORT)
 
 watch: env
 	$(EMBEDDED) $(PY) -m monitor watch

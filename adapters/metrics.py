@@ -1,10 +1,12 @@
 """The Prometheus metrics every component exposes, and the HTTP endpoint that serves them.
 
 All metric families are declared here, so the names a dashboard queries
-(``monitor/dashboards``) and the names the code updates are in one place. Names follow
+(``dashboards/grafana``) and the names the code updates are in one place. Names follow
 Prometheus conventions: a ``traffic_<component>_`` prefix, the unit in the name
 (``_seconds``, ``_vehicles``), ``_total`` on counters. Labels stay bounded: shards,
-stations, dead-letter reasons, models, retrain triggers; never an event id.
+stations, dead-letter reasons, models, retrain triggers; never an event id. Labels known
+in advance are exported at 0 from the start, so that ``rate()`` and ``increase()`` count
+the first event (a series that appears at 1 has increased by nothing).
 
 Event times are exposed as timestamps (``..._timestamp_seconds``), not ages, so that
 ``time() - metric`` gives the age at query time, and a replay of 2017 shows as the
@@ -35,6 +37,10 @@ log = logging.getLogger(__name__)
 BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 #: A retrain fits two forests on years of hours: seconds to minutes.
 RETRAIN_BUCKETS = (1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0)
+#: Why the producer sends a PutRecords entry again (:mod:`producer.kinesis_writer`).
+RETRY_REASONS = ("throttled", "failed")
+#: What makes a retrain due (:mod:`training.schedule`).
+RETRAIN_TRIGGERS = ("cadence", "drift")
 
 
 class ConsumerMetrics:
@@ -80,6 +86,8 @@ class ProducerMetrics:
         self.records_retried = Counter("traffic_producer_records_retried_total",
                                        "Entries of a PutRecords call sent again, by reason (throttled, failed)",
                                        ["reason"], registry=registry)
+        for reason in RETRY_REASONS:
+            self.records_retried.labels(reason=reason)
         self.newest_event = Gauge("traffic_producer_newest_event_timestamp_seconds",
                                   "Event time of the newest record put (Unix time)", registry=registry)
 
@@ -92,6 +100,9 @@ class TrainerMetrics:
                                 ["trigger"], registry=registry)
         self.promotions = Counter("traffic_trainer_promotions_total", "Retrains promoted to champion, by trigger",
                                   ["trigger"], registry=registry)
+        for trigger in RETRAIN_TRIGGERS:
+            self.retrains.labels(trigger=trigger)
+            self.promotions.labels(trigger=trigger)
         self.retrain_duration = Histogram("traffic_trainer_retrain_duration_seconds", "Time to retrain and score",
                                           buckets=RETRAIN_BUCKETS, registry=registry)
         self.champion_version = Gauge("traffic_trainer_champion_version", "Registry version of the champion",

@@ -14,6 +14,8 @@ only, so a batch that fails and is read again is counted once, when it commits.
 >>> telemetry.committed("shardId-000", BatchOutcome(rows=[row], dead_letters=[]), records=1)
 >>> registry.get_sample_value("traffic_consumer_rolling_mae_vehicles", {"station_id": "301", "model": "online"})
 200.0
+>>> registry.get_sample_value("traffic_consumer_drift_detections_total", {"station_id": "301", "model": "batch"})
+0.0
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from contextlib import contextmanager
 from datetime import datetime
 
 from adapters.metrics import ConsumerMetrics
+from core.drift import MODELS
 from core.processing import BatchOutcome
 from core.rolling import RollingErrors
 
@@ -61,6 +64,10 @@ class Telemetry:
         """Count a committed batch: its records, rows, dead letters by reason, drift events,
         the newest event time, and each station's rolling errors."""
         families = self.families
+        for station in {str(row["station_id"]) for row in outcome.rows} - self.errors.keys():
+            self.errors[station] = RollingErrors(WINDOW_HOURS)
+            for model in MODELS:  # at 0 from the station's first batch, so increase() counts its first drift
+                families.drift_detections.labels(station_id=station, model=model)
         families.records_read.labels(shard_id=shard_id).inc(records)
         families.result_rows.labels(shard_id=shard_id).inc(len(outcome.rows))
         for letter in outcome.dead_letters:
@@ -74,11 +81,8 @@ class Telemetry:
         touched = set()
         for row in outcome.rows:
             station = str(row["station_id"])
-            errors = self.errors.get(station)
-            if errors is None:
-                errors = self.errors[station] = RollingErrors(WINDOW_HOURS)
-            errors.add(float(row["traffic_volume"]), row["batch_prediction"], float(row["online_prediction"]),
-                       float(row["served_prediction"]))
+            self.errors[station].add(float(row["traffic_volume"]), row["batch_prediction"],
+                                     float(row["online_prediction"]), float(row["served_prediction"]))
             touched.add(station)
         newest = max(datetime.fromisoformat(str(row["event_time"])) for row in outcome.rows)
         families.newest_event.labels(shard_id=shard_id).set(newest.timestamp())

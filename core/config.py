@@ -51,6 +51,7 @@ ENVIRONMENT = {
     "TRAFFIC_PRODUCER_METRICS_PORT": "9101",
     "TRAFFIC_CONSUMER_METRICS_PORT": "9102",
     "TRAFFIC_TRAINER_METRICS_PORT": "9103",
+    "TRAFFIC_SCRAPE_SECONDS": "15",
     "MLFLOW_TRACKING_URI": "",
     "AWS_REGION": "",
     "AWS_DEFAULT_REGION": "us-east-1",
@@ -113,6 +114,8 @@ class Settings:
     #: to bind (``0.0.0.0`` in containers), and a port per component (0: any free port, logged).
     metrics_address: str
     metrics_ports: dict[str, int]
+    #: How often the native Prometheus (:mod:`infra.prometheus_server`) scrapes the components.
+    scrape_seconds: float
     tracking_uri: str
     region: str
 
@@ -156,6 +159,7 @@ class Settings:
             metrics_address=get("TRAFFIC_METRICS_ADDRESS"),
             metrics_ports={component: _port(get(f"TRAFFIC_{component.upper()}_METRICS_PORT"), component)
                            for component in METRICS_COMPONENTS},
+            scrape_seconds=float(get("TRAFFIC_SCRAPE_SECONDS")),
             tracking_uri=tracking_uri,
             region=get("AWS_REGION") or get("AWS_DEFAULT_REGION"),
         )
@@ -163,6 +167,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.batch_trees < 1:
             raise ValueError(f"TRAFFIC_BATCH_TREES must be at least 1, not {self.batch_trees}")
+        if self.scrape_seconds < 0.001:
+            raise ValueError(f"TRAFFIC_SCRAPE_SECONDS must be at least 0.001, not {self.scrape_seconds:g}")
         if self.holdout_days > self.retrain_every_days:
             # The champion was fitted on everything up to the previous retrain: a longer
             # holdout would score it on hours it has seen, and the candidate would lose.

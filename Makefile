@@ -17,7 +17,7 @@ EMBEDDED := AWS_ENDPOINT_URL=http://127.0.0.1:$(EMULATOR_PORT) AWS_ACCESS_KEY_ID
 	AWS_SECRET_ACCESS_KEY=embedded AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 \
 	MLFLOW_TRACKING_URI=http://127.0.0.1:$(MLFLOW_PORT)
 
-.PHONY: env demo up down replay prometheus test test-fast watch compare bench-accuracy bench-throughput lock
+.PHONY: env demo up down replay prometheus test test-fast watch compare bench-accuracy bench-throughput bench-selection bench-drift lock
 
 env: $(VENV)/.synced
 $(VENV)/.synced: Pipfile.lock
@@ -69,3 +69,6 @@ bench-throughput: env
 
 bench-selection: env
 	$(PY) -m bench.selection $(BENCH_ARGS)
+
+bench-drift: env
+	$(PY) -m bench.drift $(BENCH_ARGS)

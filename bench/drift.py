@@ -32,6 +32,8 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
+print = __import__("functools").partial(print, flush=True)  # noqa: A001 (each section takes minutes)
+
 #: Page-Hinkley settings tried: the error increase tolerated per hour and the cumulative increase that is a drift.
 DELTAS = (0.01, 0.02, 0.04, 0.08)
 THRESHOLDS = (0.5, 1.0, 2.0, 4.0)

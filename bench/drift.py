@@ -228,28 +228,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name} | {len(r)} ({sum(t == 'drift' for _, t in r)}) | {score(base.y[period], b[period]).mae:.1f} | "
               f"{score(base.y[period], s[period]).mae:.1f} |")
 
-    rows = []
+    print(f"\n| closure | hours to the drift retrain | MAE over the {CLOSURE_WEEKS} weeks after: cadence, batch | served "
+          "| cadence + drift, batch | served |")
+    print("|---|---:|---:|---:|---:|---:|")
     for closure, replay in shifted.items():
         stop = closure + timedelta(weeks=CLOSURE_WEEKS)
         window = (replay.times >= closure) & (replay.times < stop)
-        line = [f"{closure:%Y-%m-%d}"]
+        scores, promoted = [], "-"
         for schedule in (cadence, triggered):
             # Models fitted before the closure are shared with the undisturbed run; later ones are not.
             models = {cutoff: model for cutoff, model in fitted.items() if cutoff <= closure}
             b, r = batch_predictions(replay, start, stop, schedule, settings.batch_trees,
                                      ErrorDrift(CHOSEN).detectors["batch"], models)
             _, s, _ = online_and_served(replay, b)
+            scores += [score(replay.y[window], b[window]).mae, score(replay.y[window], s[window]).mae]
             drift_retrains = [c for c, t in r if t == "drift" and c >= closure]
-            promoted = f"{(drift_retrains[0] - closure).total_seconds() / 3600:.0f}" if drift_retrains else "-"
-            line += [f"{score(replay.y[window], b[window]).mae:.1f}", f"{score(replay.y[window], s[window]).mae:.1f}"]
-            if schedule.drift:
-                line.append(promoted)
-        rows.append(line)
-    print(f"\n| closure | cadence: batch MAE | served MAE | cadence + drift: batch MAE | served MAE "
-          f"| hours to the drift retrain | (the {CLOSURE_WEEKS} weeks after) |")
-    print("|---|---:|---:|---:|---:|---:|---|")
-    for line in rows:
-        print("| " + " | ".join(line) + " | |")
+            if schedule.drift and drift_retrains:
+                promoted = f"{(drift_retrains[0] - closure).total_seconds() / 3600:.0f}"
+        print(f"| {closure:%Y-%m-%d} | {promoted} | " + " | ".join(f"{v:.1f}" for v in scores) + " |")
     print(f"\n{time.monotonic() - began:.0f} s")
     return 0
 

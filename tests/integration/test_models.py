@@ -77,7 +77,7 @@ def test_consumer_switches_to_a_new_champion_without_restart(trained, synthetic_
 
 def test_retraining_promotes_only_a_model_not_worse_than_the_champion(trained, synthetic_records):
     settings, v1 = trained
-    settings = settings.replace(retrain_every_days=30, holdout_days=14, drift_retrain=False)
+    settings = settings.replace(retrain_every_days=30, holdout_days=14)
     records = [r for r in synthetic_records if r.local_time >= TRAIN_END][:24 * 70]
     helpers.produce(settings, records)
     c = helpers.consumer(settings)
@@ -97,7 +97,8 @@ def test_a_drift_in_the_batch_models_errors_brings_the_retrain_forward(trained, 
     model's errors and writes the event; the retrainer retrains a settling day later, long
     before the 30-day cadence, scored on the hours since the champion's cutoff only."""
     settings, v1 = trained
-    settings = settings.replace(retrain_every_days=30, holdout_days=14, drift_settle_hours=24, drift_min_spacing_days=2)
+    settings = settings.replace(retrain_every_days=30, holdout_days=14, drift_retrain=True, drift_settle_hours=24,
+                                drift_min_spacing_days=2)
     closure = TRAIN_END + timedelta(days=20, hours=8)
     frame = synthetic.generate(start="2015-01-01", hours=24 * 425, seed=7, gap=(24 * 200, 24 * 5),
                                level_shift=(closure.isoformat(), 0.6))

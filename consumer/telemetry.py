@@ -58,7 +58,12 @@ class Telemetry:
         self.families.leases_held.set(held)
 
     def champion(self, version: str | None) -> None:
-        self.families.champion_version.set(float(version) if version is not None else float("nan"))
+        """The serving version as a number (registry versions are); NaN for none, or for a name."""
+        try:
+            value = float(version) if version is not None else float("nan")
+        except ValueError:
+            value = float("nan")
+        self.families.champion_version.set(value)
 
     def committed(self, shard_id: str, outcome: BatchOutcome, records: int) -> None:
         """Count a committed batch: its records, rows, dead letters by reason, drift events,

@@ -1,10 +1,13 @@
-"""The label values adapters.metrics exports at 0 from the start are the ones the components count."""
+"""adapters.metrics: the label values exported at 0 are the ones the components count; the champion gauge's values."""
 
 from __future__ import annotations
 
+import math
+
 from prometheus_client import CollectorRegistry
 
-from adapters.metrics import RETRAIN_TRIGGERS, RETRY_REASONS, ProducerMetrics, TrainerMetrics
+from adapters.metrics import RETRAIN_TRIGGERS, RETRY_REASONS, ConsumerMetrics, ProducerMetrics, TrainerMetrics
+from consumer.telemetry import Telemetry
 from training import schedule
 
 
@@ -21,3 +24,13 @@ def test_known_label_values_are_exported_at_zero_before_anything_happens():
     for trigger in RETRAIN_TRIGGERS:
         for family in ("traffic_trainer_retrains_total", "traffic_trainer_promotions_total"):
             assert registry.get_sample_value(family, {"trigger": trigger}) == 0.0
+
+
+def test_the_champion_gauge_is_its_version_and_nan_for_none_or_a_name():
+    registry = CollectorRegistry()
+    telemetry = Telemetry(ConsumerMetrics(registry))
+    telemetry.champion("7")
+    assert registry.get_sample_value("traffic_consumer_champion_version") == 7.0
+    for version in (None, "bench"):
+        telemetry.champion(version)
+        assert math.isnan(registry.get_sample_value("traffic_consumer_champion_version"))

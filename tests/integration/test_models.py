@@ -93,16 +93,18 @@ def test_retraining_promotes_only_a_model_not_worse_than_the_champion(trained, s
 
 
 def test_a_drift_in_the_batch_models_errors_brings_the_retrain_forward(trained, tmp_path):
-    """A lane closure 20 days after the champion's cutoff: the consumer detects it in the batch
+    """A lane closure 6 days after the champion's cutoff: the consumer detects it in the batch
     model's errors and writes the event; the retrainer retrains a settling day later, long
     before the 30-day cadence, scored on the hours since the champion's cutoff only."""
     settings, v1 = trained
     settings = settings.replace(retrain_every_days=30, holdout_days=14, drift_retrain=True, drift_settle_hours=24,
                                 drift_min_spacing_days=2)
-    closure = TRAIN_END + timedelta(days=20, hours=8)
+    # A Wednesday 08:00, before this series' first false alarm (a detection restarts the test
+    # for MIN_INSTANCES hours, which would delay the closure's).
+    closure = TRAIN_END + timedelta(days=6, hours=8)
     frame = synthetic.generate(start="2015-01-01", hours=24 * 425, seed=7, gap=(24 * 200, 24 * 5),
                                level_shift=(closure.isoformat(), 0.6))
-    records = [r for r in dataset.to_records(frame, "301") if r.local_time >= TRAIN_END][:24 * 25]
+    records = [r for r in dataset.to_records(frame, "301") if r.local_time >= TRAIN_END][:24 * 12]
     helpers.produce(settings, records)
     c = helpers.consumer(settings)
     helpers.drain(c, len(records))

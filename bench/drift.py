@@ -32,8 +32,6 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-print = __import__("functools").partial(print, flush=True)  # noqa: A001 (each section takes minutes)
-
 #: Page-Hinkley settings tried: the error increase tolerated per hour and the cumulative increase that is a drift.
 DELTAS = (0.01, 0.02, 0.04, 0.08)
 THRESHOLDS = (0.5, 1.0, 2.0, 4.0)
@@ -157,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--factor", type=float, default=0.6, help="the closure's volume factor")
     parser.add_argument("--no-grid", action="store_true", help="only the chosen setting")
     args = parser.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # each table as soon as it is known: the sections take minutes
     began = time.monotonic()
     settings = Settings.from_env()
     start, end = datetime.fromisoformat(args.start), datetime.fromisoformat(args.end) + timedelta(days=1)

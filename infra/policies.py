@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from adapters.result_store import DEAD_LETTER_PREFIX, HISTORY_PREFIX, PREDICTIONS_PREFIX, SEED_KEY
+from adapters.result_store import DEAD_LETTER_PREFIX, DRIFT_PREFIX, HISTORY_PREFIX, PREDICTIONS_PREFIX, SEED_KEY
 from consumer.checkpoints import STATE_PREFIX
 
 VERSION = "2012-10-17"
@@ -96,10 +96,11 @@ def consumer_policy(r: Resources) -> dict:
 def trainer_policy(r: Resources) -> dict:
     return _policy(
         {
+            # drift/: the consumer's drift events, which bring retrains forward (training.schedule).
             "Sid": "ReadHistory",
             "Effect": "Allow",
             "Action": ["s3:GetObject"],
-            "Resource": [r.objects_arn(r.bucket, PREDICTIONS_PREFIX), r.objects_arn(r.bucket, HISTORY_PREFIX)],
+            "Resource": [r.objects_arn(r.bucket, p) for p in (PREDICTIONS_PREFIX, HISTORY_PREFIX, DRIFT_PREFIX)],
         },
         {
             "Sid": "SeedHistory",
@@ -107,7 +108,7 @@ def trainer_policy(r: Resources) -> dict:
             "Action": ["s3:PutObject"],
             "Resource": [r.objects_arn(r.bucket, HISTORY_PREFIX)],
         },
-        _list(r, r.bucket, [PREDICTIONS_PREFIX, HISTORY_PREFIX], "ListHistory"),
+        _list(r, r.bucket, [PREDICTIONS_PREFIX, HISTORY_PREFIX, DRIFT_PREFIX], "ListHistory"),
     )
 
 
@@ -176,11 +177,12 @@ def lambda_policy(r: Resources, queue_arn: str, function_name: str) -> dict:
 
 
 def _result_writes(r: Resources) -> dict:
+    """A batch's results: rows, dead letters and drift events (:mod:`adapters.result_store`)."""
     return {
         "Sid": "WriteResults",
         "Effect": "Allow",
         "Action": ["s3:PutObject"],
-        "Resource": [r.objects_arn(r.bucket, PREDICTIONS_PREFIX), r.objects_arn(r.bucket, DEAD_LETTER_PREFIX)],
+        "Resource": [r.objects_arn(r.bucket, p) for p in (PREDICTIONS_PREFIX, DEAD_LETTER_PREFIX, DRIFT_PREFIX)],
     }
 
 

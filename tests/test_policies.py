@@ -33,7 +33,13 @@ def test_each_component_gets_only_its_own_actions():
 def test_consumer_writes_only_its_prefixes():
     writes = [arn for st in statements("consumer") if "s3:PutObject" in st["Action"] for arn in st["Resource"]]
     assert sorted(writes) == sorted(["arn:aws:s3:::preds/predictions/*", "arn:aws:s3:::preds/dead-letters/*",
-                                     "arn:aws:s3:::preds/state/*"])
+                                     "arn:aws:s3:::preds/drift/*", "arn:aws:s3:::preds/state/*"])
+
+
+def test_the_trainer_reads_the_drift_events_and_writes_none():
+    reads = [arn for st in statements("trainer") if "s3:GetObject" in st["Action"] for arn in st["Resource"]]
+    writes = [arn for st in statements("trainer") if "s3:PutObject" in st["Action"] for arn in st["Resource"]]
+    assert "arn:aws:s3:::preds/drift/*" in reads and not any("drift" in arn for arn in writes)
 
 
 def test_documents_are_valid_json_policies():

@@ -31,6 +31,7 @@ import pytest
 
 from adapters.iam_actions import resource_arn
 from consumer import checkpoint_table, lambda_handler
+from core import synthetic
 from infra import call_log, emulator, server_process, tracking_server
 from infra.policies import LAMBDA_SERVICE_SIDS, POLICIES, Resources, lambda_policy
 from monitor.stream_contents import shard_records
@@ -71,6 +72,8 @@ class Stack:
             "TRAFFIC_BATCH_SIZE": "50",
             # What is checked here is who may call what, not how good a retrained model is.
             "TRAFFIC_PROMOTION_TOLERANCE": "1.0",
+            # The retrainer reads the consumers' drift events (drift/) to bring the retrain forward.
+            "TRAFFIC_DRIFT_RETRAIN": "1",
             # An MLflow 3 server on S3 offers presigned URLs for downloads; moto's IAM check reads
             # only the Authorization header and fails on them (a KeyError, answered with a 500).
             # Downloads through the server exercise the same identities: the server's reads.
@@ -182,8 +185,13 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory, synthetic_csv):
-    s = Stack(tmp_path_factory.mktemp("least-privilege"), synthetic_csv)
+def stack(tmp_path_factory):
+    # The conftest's synthetic hours with a lane closure in the replay, so the consumers write
+    # drift events and the retrainer reads them, each as its own user.
+    root = tmp_path_factory.mktemp("least-privilege")
+    data = synthetic.write_csv(root / "closure.csv.gz", start="2015-01-01", hours=24 * 425, seed=7,
+                               gap=(24 * 200, 24 * 5), level_shift=("2015-10-07 08:00", 0.6))
+    s = Stack(root, data)
     try:
         done = s.run(["infra", "create", "--users", "--credentials-file", str(s.credentials)], s.env(keys=s.admin_keys))
         assert done.returncode == 0, done.stderr
@@ -232,6 +240,8 @@ def test_every_component_does_its_whole_job_as_its_own_user_and_uses_exactly_its
     assert put >= HOURS - 24  # a few hundred hours (the synthetic source skips some, as the real one does)
     assert lines["missing"] == "0" and lines["duplicated"] == "0"
 
+    drift_events = s.admin("s3").list_objects_v2(Bucket=s.common["TRAFFIC_BUCKET"], Prefix="drift/")
+    assert drift_events["KeyCount"] > 0  # written by the consumers, as the consumer user
     retrained = s.run(["training", "retrain"], s.env(s.profile("trainer"), call_log_name="trainer"))
     assert retrained.returncode == 0, retrained.stderr[-3000:]
     assert "promoted=True" in retrained.stdout, retrained.stdout

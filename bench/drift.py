@@ -66,17 +66,15 @@ def closed(records, start: datetime, factor: float) -> list:
 def batch_predictions(replay: Replay, start: datetime, end: datetime, schedule, trees: int, detector=None,
                       fitted: dict | None = None) -> tuple[np.ndarray, list]:
     """The batch model's predictions over [start, end), retrained as ``schedule`` says; the
-    retrains made, as (cutoff, trigger). With a drift schedule, ``detector`` (a Page-Hinkley
-    of :mod:`core.drift`, in the state the stream left it at ``start``) watches the batch
+    retrains made, as (cutoff, trigger). With a drift schedule, ``detector`` (a station's
+    :class:`core.drift.ErrorDrift`, as the stream has it at ``start``) watches the batch
     errors hour by hour. ``fitted`` caches models by cutoff between runs on the same hours."""
     from core.batch_model import build_pipeline, sized
-    from core.drift import SCALE_ALPHA, SCALE_FLOOR
     from training.schedule import CADENCE, Retrain
 
     X, y, times = replay.X, replay.y, replay.times
     prediction = np.full(len(y), np.nan)
     retrains, last = [], start
-    scale = None
     drift_times: list[datetime] = []
     while last < end:
         model = fitted.get(last) if fitted is not None else None
@@ -90,12 +88,8 @@ def batch_predictions(replay: Replay, start: datetime, end: datetime, schedule, 
             prediction[positions] = model.predict(X.iloc[positions])
         following = None
         for i in positions:
-            if detector is not None and schedule.drift:
-                s = max(scale if scale is not None else y[i], SCALE_FLOOR)
-                detector.update(abs(y[i] - prediction[i]) / s)
-                if detector.drift_detected:
-                    drift_times.append(times[i])
-                scale = y[i] if scale is None else (1 - SCALE_ALPHA) * scale + SCALE_ALPHA * y[i]
+            if detector is not None and schedule.drift and detector.update(y[i], {"batch": prediction[i]}):
+                drift_times.append(times[i])
             due = schedule.next(last, times[i], drift_times)
             if due is not None and due.trigger == "drift":
                 following = due
@@ -218,8 +212,8 @@ def main(argv: list[str] | None = None) -> int:
               + " | ".join(fmt(delays[setting][m]) for m in ("batch", "online", "served")) + " |")
 
     # -- 3: the trigger, over the period and after each closure ----------------------------------
-    detector = ErrorDrift(CHOSEN).detectors["batch"]
-    batch_t, retrains_t = batch_predictions(base, start, end, triggered, settings.batch_trees, detector, fitted)
+    batch_t, retrains_t = batch_predictions(base, start, end, triggered, settings.batch_trees, ErrorDrift(CHOSEN),
+                                            fitted)
     _, served_t, _ = online_and_served(base, batch_t)
     print(f"\n| {args.start} .. {args.end}, nothing injected | retrains (drift) | batch MAE | served MAE |")
     print("|---|---:|---:|---:|")
@@ -238,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
             # Models fitted before the closure are shared with the undisturbed run; later ones are not.
             models = {cutoff: model for cutoff, model in fitted.items() if cutoff <= closure}
             b, r = batch_predictions(replay, start, stop, schedule, settings.batch_trees,
-                                     ErrorDrift(CHOSEN).detectors["batch"], models)
+                                     ErrorDrift(CHOSEN), models)
             _, s, _ = online_and_served(replay, b)
             scores += [score(replay.y[window], b[window]).mae, score(replay.y[window], s[window]).mae]
             drift_retrains = [c for c, t in r if t == "drift" and c >= closure]

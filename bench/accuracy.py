@@ -1,16 +1,24 @@
-"""``python -m bench.accuracy``: the two models and their combination over 2017-01 .. 2018-09.
+"""``python -m bench.accuracy``: the two models and their combination over 2017-01 .. 2018-09, without and with the drift trigger.
 
-Trains on the hours before 2017 and registers that model as champion, then replays
-2017-01-01 .. 2018-09-30 through the real producer, stream and consumer on the embedded
-stack (a moto server started here), retraining every 10 event-days (the product's
-default) in lockstep with the replay (so the result does not depend on how fast this
-machine retrains), and reads the predictions back from S3. The batch model trained once
-is scored on the same hours and features, from the registry's first version.
+Each run trains on the hours before its start and registers that model as champion, then
+replays its hours through the real producer, stream and consumer on its own embedded
+stack (a moto server started here), stepping the retrainer every ``--step-hours`` of event
+time in lockstep with the replay (so the result does not depend on how fast this machine
+retrains: each step waits for the consumer to catch up, then lets the retrainer's schedule,
+:mod:`training.schedule`, decide), and reads the predictions and drift events back from S3.
 
-Prints MAE, RMSE and R² for: the batch model trained once, the batch model with periodic
-retraining (what the consumer served), the online model, the served prediction (both
-weighted by their recent errors, :mod:`core.ensemble`) and, for reference, a fixed
-weighted mean, overall, on holiday dates and per year.
+1. **The test period** (``--start`` .. ``--end``), once per trigger of ``--triggers``:
+   ``cadence`` (the product's default) and ``drift`` (cadence + drift retrains,
+   ``TRAFFIC_DRIFT_RETRAIN=1``). Prints MAE, RMSE and R² of the batch model trained once
+   (scored on the same hours and features, from the registry's first version), the batch
+   model as retrained, the online model, the served prediction (:mod:`core.ensemble`) and a
+   fixed weighted mean, overall, on holiday dates and per year; then the triggers side by
+   side with their retrains and drift events per station-month.
+2. **An injected level shift** (``--shift-start`` .. ``--shift-end``, unless ``--no-shift``):
+   the same replay with lane closures (volumes × ``--factor`` for two weeks from 08:00 on the
+   15th of every other month), once per trigger. Per closure: event hours from the closure to
+   each model's first drift event, to the first hour served by the drift retrain's promoted
+   champion, and the batch and served MAE over the closure's two weeks under each trigger.
 """
 
 from __future__ import annotations
@@ -20,6 +28,9 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -28,6 +39,21 @@ import pandas as pd
 
 from bench.machine import describe
 from core.config import ENVIRONMENT, Settings
+from core.schema import STATION_TZ
+
+TRIGGERS = ("cadence", "drift")
+MODELS = ("batch", "online", "served")
+
+
+@dataclass
+class Run:
+    """What one replay left in its bucket and registry."""
+
+    rows: pd.DataFrame
+    #: Per retrain: its outcome and the first event hour the consumer served after it.
+    retrains: list[tuple[object, datetime]]
+    drift_events: list[dict]
+    seconds: float
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,37 +63,87 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--end", default="2018-09-30")
     parser.add_argument("--retrain-every-days", type=float, default=float(ENVIRONMENT["TRAFFIC_RETRAIN_EVERY_DAYS"]),
                         help="retraining cadence in event-days (default: the product's)")
+    parser.add_argument("--triggers", default=",".join(TRIGGERS),
+                        help="comma-separated: cadence (cadence only), drift (cadence + drift retrains)")
+    parser.add_argument("--step-hours", type=float, default=6.0,
+                        help="event hours replayed between two steps of the retrainer")
+    parser.add_argument("--no-shift", action="store_true", help="skip the runs with injected closures")
+    parser.add_argument("--shift-start", default="2017-01-01")
+    parser.add_argument("--shift-end", default="2017-12-31")
+    parser.add_argument("--factor", type=float, default=0.6, help="the closures' volume factor")
     args = parser.parse_args(argv)
-
-    workdir = Path(tempfile.mkdtemp(prefix="bench-accuracy-"))
-    from infra.emulator import free_port, start
-
-    port = free_port()
-    emulator = start(port, workdir / "moto.log")
-    os.environ.update({
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1", "TRAFFIC_HOME": str(workdir),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}", "TRAFFIC_RETRAIN_EVERY_DAYS": str(args.retrain_every_days),
-    })
+    triggers = [t.strip() for t in args.triggers.split(",") if t.strip()]
+    if not triggers or set(triggers) - set(TRIGGERS):
+        parser.error(f"--triggers: a comma-separated subset of {', '.join(TRIGGERS)}")
+    sys.stdout.reconfigure(line_buffering=True)  # each table as soon as it is known: the runs take minutes
     if args.data:
         os.environ["TRAFFIC_DATA"] = args.data
-    try:
-        table, seconds = run(datetime.fromisoformat(args.start), datetime.fromisoformat(args.end).replace(hour=23))
-    finally:
-        emulator.terminate()
+    os.environ["TRAFFIC_RETRAIN_EVERY_DAYS"] = str(args.retrain_every_days)
+    step = timedelta(hours=args.step_hours)
+    start, end = datetime.fromisoformat(args.start), datetime.fromisoformat(args.end).replace(hour=23)
+
     print(describe())
-    print(f"replayed {args.start} .. {args.end} through producer -> Kinesis (moto) -> consumer -> S3 in {seconds:.0f} s, "
-          f"retraining every {args.retrain_every_days:g} event-days, batch model of 2 × {Settings.from_env().batch_trees:,} trees\n")
-    print(table)
+    print(f"retraining every {args.retrain_every_days:g} event-days, the retrainer stepped every "
+          f"{args.step_hours:g} event hours, batch model of 2 × {Settings.from_env().batch_trees:,} trees\n")
+    runs = {}
+    for trigger in triggers:
+        with embedded_stack(trigger):
+            runs[trigger] = run(start, end, step)
+        print(f"{args.start} .. {args.end}, {trigger}: replayed through producer -> Kinesis (moto) -> consumer -> S3 "
+              f"in {runs[trigger].seconds:.0f} s\n")
+        if trigger == triggers[0]:
+            print(model_table(runs[trigger]) + "\n")
+    print(trigger_table(runs, f"{args.start} .. {args.end}, nothing injected") + "\n")
+
+    if not args.no_shift:
+        from bench.drift import CLOSURE_WEEKS, closure_starts
+
+        shift_start = datetime.fromisoformat(args.shift_start)
+        shift_end = datetime.fromisoformat(args.shift_end).replace(hour=23)
+        closures = closure_starts(shift_start, shift_end + timedelta(hours=1))
+        weeks = timedelta(weeks=CLOSURE_WEEKS)
+        shifted = {}
+        for trigger in triggers:
+            with embedded_stack(trigger):
+                shifted[trigger] = run(shift_start, shift_end, step, [(c, c + weeks) for c in closures], args.factor)
+            print(f"{args.shift_start} .. {args.shift_end} with {len(closures)} closures (× {args.factor:g}), {trigger}: "
+                  f"{shifted[trigger].seconds:.0f} s\n")
+        print(trigger_table(shifted, f"{args.shift_start} .. {args.shift_end}, {len(closures)} closures") + "\n")
+        print(closure_table(shifted, closures, weeks))
     return 0
 
 
-def run(start: datetime, end: datetime) -> tuple[str, float]:
+@contextmanager
+def embedded_stack(trigger: str) -> Iterator[Path]:
+    """A fresh moto server, MLflow store and home for one run, the drift trigger as ``trigger`` says."""
+    from infra.emulator import free_port, start
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-accuracy-"))
+    port = free_port()
+    emulator = start(port, workdir / "moto.log")
+    saved = dict(os.environ)
+    os.environ.update({
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1", "TRAFFIC_HOME": str(workdir),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}",
+        "TRAFFIC_DRIFT_RETRAIN": "1" if trigger == "drift" else "0",
+    })
+    try:
+        yield workdir
+    finally:
+        emulator.terminate()
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def run(start: datetime, end: datetime, step: timedelta,
+        closures: list[tuple[datetime, datetime]] = (), factor: float = 1.0) -> Run:
+    """Replay [start, end] (volumes × ``factor`` within each of ``closures``) and read back what it left."""
     from adapters import aws, model_registry
-    from core import dataset
-    from core.config import Settings
     from adapters.result_store import ResultStore
+    from bench.drift import closed
     from consumer.__main__ import build
+    from core import dataset
     from infra.provision import Provisioner
     from producer.kinesis_writer import KinesisWriter
     from producer.run import replay
@@ -80,28 +156,29 @@ def run(start: datetime, end: datetime) -> tuple[str, float]:
     store = ResultStore(aws.client("s3", settings), settings.bucket)
     v1 = train_initial(settings, store, None, start)
     records = dataset.load_records(None, settings.data_path, settings.cache_dir, settings.station_id, start, end)
+    for since, until in closures:
+        records = closed(records, since, factor, until)
     consumer = build(settings, track=False)
     writer = KinesisWriter(aws.client("kinesis", settings), settings.stream_name)
     retrainer = Retrainer(settings, store)
-    span = timedelta(days=settings.retrain_every_days)
-    boundary, i, retrains, promoted = start + span, 0, 0, 0
+    boundary, i, retrains = start + step, 0, []
     while i < len(records):
         j = i
         while j < len(records) and records[j].local_time < boundary:
             j += 1
         replay(records[i:j], writer, None, show_progress=False)
-        while consumer.stats.records < j:  # the consumer catches up with this span before retraining
+        while consumer.stats.records < j:  # the consumer catches up with this step before the retrainer looks
             if not consumer.poll():
                 time.sleep(0.02)
-        outcome = retrainer.step()
-        if outcome is not None:
-            retrains += 1
-            promoted += outcome.promoted
-            consumer.champion.refresh(force=True)
-        boundary += span
+        while (outcome := retrainer.step()) is not None:
+            retrains.append((outcome, boundary))
+            if outcome.promoted:
+                consumer.champion.refresh(force=True)
+        boundary += step
         i = j
 
     rows = store.read_predictions()
+    # The batch model trained once, on the same (undisturbed) hours and features.
     everything = [r for r in dataset.load_records(None, settings.data_path, settings.cache_dir, settings.station_id)
                   if r.local_time <= end]
     data = fitting.Dataset.from_records(everything)
@@ -112,18 +189,20 @@ def run(start: datetime, end: datetime) -> tuple[str, float]:
     holidays = {r.local_time.date() for r in everything if r.holiday is not None}
     rows["is_holiday"] = pd.to_datetime(rows["event_date"]).dt.date.isin(holidays)
     rows["year"] = rows["event_date"].str[:4]
-    seconds = time.monotonic() - began
-    return report(rows, retrains, promoted), seconds
+    rows["local_time"] = pd.to_datetime(rows["event_time"], utc=True).dt.tz_convert(STATION_TZ).dt.tz_localize(None)
+    return Run(rows, retrains, store.read_drift_events(), time.monotonic() - began)
 
 
-def report(rows: pd.DataFrame, retrains: int, promoted: int) -> str:
+def model_table(result: Run) -> str:
     from core.batch_model import score
     from core.ensemble import PRIOR_BATCH_WEIGHT, fixed_mean
 
+    rows = result.rows
+    promoted = sum(outcome.promoted for outcome, _ in result.retrains)
     batch, online = rows["batch_prediction"].astype(float), rows["online_prediction"].astype(float)
     columns = {
         "batch, trained once": rows["once_prediction"].astype(float),
-        f"batch, retrained ({promoted}/{retrains} promoted)": batch,
+        f"batch, retrained ({promoted}/{len(result.retrains)} promoted)": batch,
         "online (River)": online,
         "served (weights + residual)": rows["served_prediction"].astype(float),
         f"fixed {PRIOR_BATCH_WEIGHT:g} batch + {1 - PRIOR_BATCH_WEIGHT:g} online": fixed_mean(batch, online),
@@ -138,6 +217,63 @@ def report(rows: pd.DataFrame, retrains: int, promoted: int) -> str:
         for segment, mask in segments.items():
             s = score(rows["traffic_volume"].to_numpy()[mask], prediction[mask])
             lines.append(f"| {name:<36} | {segment:<13} | {s.n:>6,} | {s.mae:>6.1f} | {s.rmse:>6.1f} | {s.r2:>6.3f} |")
+    return "\n".join(lines)
+
+
+def trigger_table(runs: dict[str, Run], title: str) -> str:
+    """The triggers side by side: retrains, drift events per station-month, MAE overall and per year."""
+    from core.batch_model import score
+
+    years = sorted(next(iter(runs.values())).rows["year"].unique())
+    lines = [f"| {title} | retrains (drift) | promoted | drift events / station-month: batch, online, served | "
+             "batch MAE | served MAE | " + " | ".join(f"served {y}" for y in years) + " |",
+             "|---|---:|---:|---|---:|---:|" + "---:|" * len(years)]
+    for trigger, result in runs.items():
+        rows, y = result.rows, result.rows["traffic_volume"].to_numpy()
+        served = rows["served_prediction"].astype(float).to_numpy()
+        station_months = len(rows) / (24 * 30.44)  # a row is a station-hour
+        events = ", ".join(f"{sum(e['model'] == m for e in result.drift_events) / station_months:.2f}" for m in MODELS)
+        drift = sum(outcome.trigger == "drift" for outcome, _ in result.retrains)
+        per_year = [score(y[(rows["year"] == yr).to_numpy()], served[(rows["year"] == yr).to_numpy()]).mae for yr in years]
+        lines.append(f"| {'cadence' if trigger == 'cadence' else 'cadence + drift'} | {len(result.retrains)} ({drift}) | "
+                     f"{sum(o.promoted for o, _ in result.retrains)} | {events} | "
+                     f"{score(y, rows['batch_prediction'].astype(float).to_numpy()).mae:.1f} | {score(y, served).mae:.1f} | "
+                     + " | ".join(f"{v:.1f}" for v in per_year) + " |")
+    return "\n".join(lines)
+
+
+def closure_table(runs: dict[str, Run], closures: list[datetime], weeks: timedelta) -> str:
+    """Per closure: hours to each model's first drift event and to the drift retrain's first
+    served hour (under cadence + drift when it ran), and the two weeks' MAE under each trigger."""
+    from core.batch_model import score
+
+    watched = runs.get("drift") or next(iter(runs.values()))
+    header = ["closure", "hours to drift event: batch", "online", "served", "hours to the drift retrain's champion"]
+    for trigger in runs:
+        name = "cadence" if trigger == "cadence" else "cadence + drift"
+        header += [f"{name}: batch MAE", "served MAE"]
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+
+    def hours(since: datetime, moment: datetime | None) -> str:
+        return "-" if moment is None else f"{(moment - since).total_seconds() / 3600:.0f}"
+
+    for closure in closures:
+        stop = closure + weeks
+        cells = [f"{closure:%Y-%m-%d %H:%M}"]
+        for model in MODELS:
+            local = [datetime.fromisoformat(str(e["event_time"])).astimezone(STATION_TZ).replace(tzinfo=None)
+                     for e in watched.drift_events if e["model"] == model]
+            cells.append(hours(closure, min((t for t in local if closure <= t < stop), default=None)))
+        served_from = [hour for outcome, hour in watched.retrains
+                       if outcome.trigger == "drift" and outcome.promoted and closure <= outcome.cutoff < stop]
+        cells.append(hours(closure, min(served_from, default=None)))
+        for result in runs.values():
+            rows = result.rows
+            mask = ((rows["local_time"] >= closure) & (rows["local_time"] < stop)).to_numpy()
+            y = rows["traffic_volume"].to_numpy()[mask]
+            cells += [f"{score(y, rows['batch_prediction'].astype(float).to_numpy()[mask]).mae:.1f}",
+                      f"{score(y, rows['served_prediction'].astype(float).to_numpy()[mask]).mae:.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

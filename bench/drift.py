@@ -57,10 +57,18 @@ def build(records) -> Replay:
                   np.array([r.local_time for r in kept]), [r.wall_clock_hour for r in kept])
 
 
-def closed(records, start: datetime, factor: float) -> list:
-    """``records`` with every volume from ``start`` on multiplied by ``factor`` (a lane closure)."""
-    return [r.model_copy(update={"traffic_volume": int(round(r.traffic_volume * factor))}) if r.local_time >= start
-            else r for r in records]
+def closed(records, start: datetime, factor: float, until: datetime | None = None) -> list:
+    """``records`` with every volume from ``start`` (until ``until``, or on) multiplied by
+    ``factor``: a lane closure."""
+    return [r.model_copy(update={"traffic_volume": int(round(r.traffic_volume * factor))})
+            if r.local_time >= start and (until is None or r.local_time < until) else r for r in records]
+
+
+def closure_starts(start: datetime, end: datetime) -> list[datetime]:
+    """08:00 on the 15th of every other month (February, April, ...), where the closure's
+    weeks fit within [start, end)."""
+    return [datetime(y, m, 15, 8) for y in range(start.year, end.year + 1) for m in range(2, 13, 2)
+            if start <= datetime(y, m, 15, 8) and datetime(y, m, 15, 8) + timedelta(weeks=CLOSURE_WEEKS) <= end]
 
 
 def batch_predictions(replay: Replay, start: datetime, end: datetime, schedule, trees: int, detector=None,
@@ -161,8 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     if CHOSEN not in grid:
         grid.append(CHOSEN)
     months = (end - start).days / 30.44
-    closures = [datetime(y, m, 15, 8) for y in range(start.year, end.year + 1) for m in range(2, 13, 2)
-                if start <= datetime(y, m, 15, 8) and datetime(y, m, 15, 8) + timedelta(weeks=CLOSURE_WEEKS) <= end]
+    closures = closure_starts(start, end)
 
     base = build(records)
     fitted: dict = {}

@@ -39,6 +39,9 @@ from core.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS
 #: Learning rate × trees per member, held when the number of trees changes (1,000 at 0.075,
 #: 500 at 0.15).
 LEARNING_BUDGET = 75.0
+#: Past a step of 1, each tree overshoots the residual it fits and the sum diverges (20 trees
+#: at 3.75 predicted volumes of 1e11): fewer than 75 trees learn at this rate instead.
+MAX_LEARNING_RATE = 1.0
 #: One member per loss; their predictions are averaged with equal weights.
 LOSSES = ("absolute_error", "squared_error")
 
@@ -50,10 +53,12 @@ def sized(trees: int) -> dict[str, object]:
     {'max_iter': 1000, 'learning_rate': 0.075}
     >>> sized(500) == {k: DEFAULT_PARAMS[k] for k in ("max_iter", "learning_rate")}
     True
+    >>> sized(20)
+    {'max_iter': 20, 'learning_rate': 1.0}
     """
     if trees < 1:
         raise ValueError(f"a boosted model needs at least one tree, not {trees}")
-    return {"max_iter": trees, "learning_rate": LEARNING_BUDGET / trees}
+    return {"max_iter": trees, "learning_rate": min(LEARNING_BUDGET / trees, MAX_LEARNING_RATE)}
 
 
 #: Shared by both members of the average. The size is the product's default

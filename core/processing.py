@@ -7,10 +7,11 @@ For a batch read from one shard, in sequence order:
 2. compute its features from its station's history, then add it to that history;
 3. predict the whole batch with the batch model in one call (several shards' batches
    together with :func:`process_batches`);
-4. record by record, the station's online model predicts, then learns the true volume,
-   and the served prediction weights both models by their recent errors and carries part
-   of the last hour's residual (:class:`core.ensemble.Combiner`), which then learns this
-   hour's.
+4. record by record, the station's online model predicts, then learns the true volume;
+   the served prediction weights both models by their recent errors and carries part
+   of the last hour's residual (:class:`core.ensemble.Combiner`), and gets its intervals
+   from the station's recent served errors (:class:`core.intervals.ConformalBand`); then
+   both learn this hour's.
 
 The same inputs and the same starting state always give the same rows and the same end
 state; the consumer's exactly-once guarantees rest on that.
@@ -19,6 +20,7 @@ state; the consumer's exactly-once guarantees rest on that.
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -29,6 +31,7 @@ import pandas as pd
 from core.drift import DriftEvent, ErrorDrift
 from core.ensemble import Combiner
 from core.features import StationHistory, to_frame
+from core.intervals import ConformalBand
 from core.online_model import OnlineModel
 from core.results import result_row
 from core.schema import DecodeError, TrafficRecord, decode
@@ -73,23 +76,31 @@ class DeadLetter:
 @dataclass
 class StationState:
     """Everything the stream has taught us about one station: lag history, online model, how
-    to weight the two models' predictions, and whether their errors have drifted."""
+    to weight the two models' predictions, whether their errors have drifted, and how far
+    off the served prediction has lately been (its intervals)."""
 
     history: StationHistory = field(default_factory=StationHistory)
     online: OnlineModel = field(default_factory=OnlineModel)
     combiner: Combiner = field(default_factory=Combiner)
     drift: ErrorDrift = field(default_factory=ErrorDrift)
+    band: ConformalBand = field(default_factory=ConformalBand)
+    #: The newest hour processed: what the next hour's forecast starts from (:mod:`core.forecast`).
+    latest: TrafficRecord | None = None
 
     def to_snapshot(self) -> dict:
         """Plain data for :mod:`core.state_codec`."""
         return {"history": self.history.to_snapshot(), "online": self.online.to_snapshot(),
-                "combiner": self.combiner.to_snapshot(), "drift": self.drift.to_snapshot()}
+                "combiner": self.combiner.to_snapshot(), "drift": self.drift.to_snapshot(),
+                "band": self.band.to_snapshot(),
+                "latest": None if self.latest is None else self.latest.model_dump(mode="json")}
 
     @classmethod
     def from_snapshot(cls, data: dict) -> StationState:
         """The state :meth:`to_snapshot` gave; raises ValueError, TypeError or KeyError on data of another shape."""
         return cls(StationHistory.from_snapshot(data["history"]), OnlineModel.from_snapshot(data["online"]),
-                   Combiner.from_snapshot(data["combiner"]), ErrorDrift.from_snapshot(data["drift"]))
+                   Combiner.from_snapshot(data["combiner"]), ErrorDrift.from_snapshot(data["drift"]),
+                   ConformalBand.from_snapshot(data["band"]),
+                   None if data["latest"] is None else TrafficRecord.model_validate_json(json.dumps(data["latest"])))
 
 
 class BatchPredictor(Protocol):
@@ -192,12 +203,18 @@ def _learn(
         served_prediction = state.combiner.predict_then_learn(
             actual, batch_prediction, online_prediction, record.wall_clock_hour
         )
+        hour_of_day = record.local_time.hour
+        bounds = state.band.bounds(served_prediction, hour_of_day)
+        state.band.learn(actual, served_prediction, hour_of_day)
+        if state.latest is None or record.wall_clock_hour > state.latest.wall_clock_hour:
+            state.latest = record
         rows.append(
             result_row(
                 record,
                 batch_prediction=batch_prediction,
                 online_prediction=online_prediction,
                 served_prediction=served_prediction,
+                served_bounds=bounds,
                 batch_model_version=version,
                 online_updates=state.online.updates,
                 shard_id=raw.shard_id,

@@ -23,6 +23,10 @@ RESULT_COLUMNS = (
     "batch_prediction",
     "online_prediction",
     "served_prediction",
+    "served_lower_80",
+    "served_upper_80",
+    "served_lower_90",
+    "served_upper_90",
     "batch_model_version",
     "online_updates",
     "temp",
@@ -44,6 +48,7 @@ def result_row(
     online_prediction: float | None,
     served_prediction: float | None,
     batch_model_version: str | None,
+    served_bounds: Mapping[str, float | None] | None = None,
     online_updates: int,
     shard_id: str,
     sequence_number: str,
@@ -58,6 +63,7 @@ def result_row(
         "batch_prediction": batch_prediction,
         "online_prediction": online_prediction,
         "served_prediction": served_prediction,
+        **_bounds(served_bounds),
         "batch_model_version": batch_model_version,
         "online_updates": online_updates,
         "temp": record.temp,
@@ -70,6 +76,15 @@ def result_row(
         "sequence_number": sequence_number,
         "processed_at": processed_at,
     }
+
+
+_BOUND_COLUMNS = RESULT_COLUMNS[RESULT_COLUMNS.index("served_prediction") + 1 : RESULT_COLUMNS.index("batch_model_version")]
+
+
+def _bounds(given: Mapping[str, float | None] | None) -> dict[str, float | None]:
+    """The interval columns (:mod:`core.intervals`), None where not given."""
+    given = given or {}
+    return {name: given.get(name) for name in _BOUND_COLUMNS}
 
 
 def record_from_row(row: Mapping[str, object]) -> TrafficRecord:

@@ -5,8 +5,8 @@ and training's seed: two lines of compact JSON, a header naming the format, its 
 the CRC-32 of the second line, then each station's
 :meth:`~core.processing.StationState.to_snapshot`::
 
-    {"format":"traffic-stream/station-states","version":2,"crc32":2011776432}
-    {"301":{"history":{...},"online":{...},"combiner":{...},"drift":{...}}}
+    {"format":"traffic-stream/station-states","version":3,"crc32":2011776432}
+    {"301":{"history":{...},"online":{...},"combiner":{...},"drift":{...},"band":{...},"latest":{...}}}
 
 Only numbers, strings, lists, dicts and null: loading a blob builds the classes this code
 names, never ones the blob names (a pickle runs whatever code it names, so whoever could
@@ -43,10 +43,11 @@ from collections.abc import Callable
 
 from core.drift import FRESH as FRESH_DRIFT
 from core.errors import LegacyStateError, StateSnapshotError  # noqa: F401 (raised here, caught by callers)
+from core.intervals import ConformalBand
 from core.processing import StationState
 
 FORMAT = "traffic-stream/station-states"
-VERSION = 2
+VERSION = 3
 #: How the stores name a snapshot's object: each line is a JSON value.
 SUFFIX = ".jsonl"
 #: What a pickle of protocol 2 or above starts with: the format before snapshots.
@@ -152,8 +153,16 @@ def _version_1_to_2(document: dict) -> dict:
     return {**document, "version": 2, "stations": stations}
 
 
+def _version_2_to_3(document: dict) -> dict:
+    """Version 3 adds each station's calibration of intervals (:mod:`core.intervals`), which
+    starts empty, and its newest record, which starts unknown (no forecast until the next)."""
+    stations = {station: {**state, "band": ConformalBand().to_snapshot(), "latest": None}
+                for station, state in document["stations"].items()}
+    return {**document, "version": 3, "stations": stations}
+
+
 _FRESH_COMBINER = {"batch_error": None, "online_error": None, "residual": None, "residual_hour": None,
                    "residual_lagged": 0.0, "residual_square": 0.0}
 
 #: ``UPGRADES[v]`` turns a document of version ``v`` into one of version ``v + 1``.
-UPGRADES: dict[int, Callable[[dict], dict]] = {0: _version_0_to_1, 1: _version_1_to_2}
+UPGRADES: dict[int, Callable[[dict], dict]] = {0: _version_0_to_1, 1: _version_1_to_2, 2: _version_2_to_3}

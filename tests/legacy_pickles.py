@@ -50,7 +50,7 @@ class _LegacyPickler(pickle.Pickler):
             return copyreg.__newobj__, (StationHistory,), (obj.volumes, obj.hours, holidays, obj.last_hour)
         if type(obj) is StationState:
             state = dict(vars(obj))
-            del state["drift"]  # the pickled format had no drift detectors
+            del state["drift"], state["band"], state["latest"]  # the pickled format had no detectors, intervals or newest record
             if not self.combiner:
                 del state["combiner"]
             return copyreg.__newobj__, (StationState,), state

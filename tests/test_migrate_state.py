@@ -15,6 +15,7 @@ from consumer.checkpoints import CheckpointStore
 from consumer.lambda_handler import StationStore
 from core.drift import ErrorDrift
 from core.ensemble import Combiner
+from core.intervals import ConformalBand
 from core.state_codec import SUFFIX, LegacyStateError, StateSnapshotError, dump_states, load_states
 from infra.migrate_state import LEGACY_SEED_KEY, StateMigration, legacy_document, migrate_blob
 from tests.legacy_pickles import FIXTURE, fixture_states, legacy_pickle
@@ -32,6 +33,7 @@ def as_the_old_setstate_read(states, *, combiner=True, single_regressor=False, h
     states = copy.deepcopy(states)
     for state in states.values():
         state.drift = ErrorDrift()  # a pickle had no detectors: they start fresh
+        state.band, state.latest = ConformalBand(), None  # nor intervals, nor the newest record
         if not combiner:
             state.combiner = Combiner()
         if not combiner_residual:

@@ -12,6 +12,7 @@ import pytest
 
 from core import dataset, state_codec, synthetic
 from core.drift import ErrorDrift
+from core.intervals import ConformalBand
 from core.ensemble import Combiner
 from core.features import StationHistory
 from core.online_model import OnlineModel, build_regressor, regressor_snapshot
@@ -93,7 +94,7 @@ def test_a_restored_state_predicts_and_learns_bit_for_bit_like_the_original_and_
 def test_a_snapshot_is_plain_data_in_a_versioned_envelope():
     doc = document(dump_states(learned(stream(24 * 3))))
     assert (doc["format"], doc["version"], sorted(doc["stations"])) == (FORMAT, VERSION, ["301", "302"])
-    assert sorted(doc["stations"]["301"]) == ["combiner", "drift", "history", "online"]
+    assert sorted(doc["stations"]["301"]) == ["band", "combiner", "drift", "history", "latest", "online"]
     assert [r["loss"] for r in doc["stations"]["301"]["online"]["regressors"]] == ["absolute", "squared"]
 
     def plain(value) -> bool:
@@ -205,13 +206,19 @@ def version_0(states: dict[str, StationState], change) -> bytes:
         doc["version"] = 0
         for station in doc["stations"].values():
             del station["drift"]  # version 2's
+            del station["band"], station["latest"]  # version 3's
             change(station)
     return reencoded(dump_states(states), edit)
 
 
 def without_drift(states: dict[str, StationState]) -> dict[str, StationState]:
-    """``states`` with fresh drift detectors: what a snapshot from before version 2 upgrades to."""
-    return {station: dataclasses.replace(state, drift=ErrorDrift()) for station, state in states.items()}
+    """``states`` with fresh drift detectors, calibration and no newest record: what a snapshot from before version 2 upgrades to."""
+    return {station: dataclasses.replace(without_band(state), drift=ErrorDrift()) for station, state in states.items()}
+
+
+def without_band(state: StationState) -> StationState:
+    """``state`` as a snapshot from before version 3 upgrades: fresh intervals, no newest record."""
+    return dataclasses.replace(state, band=ConformalBand(), latest=None)
 
 
 def test_version_0_unchanged_upgrades_to_the_same_states():
@@ -225,7 +232,7 @@ def test_version_1_upgrades_with_fresh_detectors_that_then_detect_as_a_fresh_sta
     def to_version_1(doc):
         doc["version"] = 1
         for station in doc["stations"].values():
-            del station["drift"]
+            del station["drift"], station["band"], station["latest"]
     upgraded = load_states(reencoded(dump_states(states), to_version_1))
     expected = without_drift(states)
     assert dump_states(upgraded) == dump_states(expected)
@@ -243,6 +250,32 @@ def test_restored_detectors_detect_exactly_what_the_saved_ones_would_have():
                for r in stream(24 * 9)[24 * 6:]]
     events = process_batch(shifted, states, None, "t").drift_events
     assert events and events == process_batch(shifted, restored, None, "t").drift_events
+    assert dump_states(states) == dump_states(restored)
+
+
+def test_version_2_upgrades_with_a_fresh_calibration_that_then_gives_a_fresh_stations_intervals():
+    states = learned(stream(24 * 20))
+
+    def to_version_2(doc):
+        doc["version"] = 2
+        for station in doc["stations"].values():
+            del station["band"], station["latest"]
+    upgraded = load_states(reencoded(dump_states(states), to_version_2))
+    expected = {station: without_band(state) for station, state in states.items()}
+    assert dump_states(upgraded) == dump_states(expected)
+    later = stream(24 * 40)[24 * 20:]
+    rows = process_batch(later, upgraded, None, "t").rows
+    assert rows == process_batch(later, expected, None, "t").rows
+    assert rows[0]["served_lower_90"] is None and rows[-1]["served_lower_90"] is not None
+
+
+def test_restored_calibration_gives_exactly_the_intervals_the_saved_one_would_have():
+    states = learned(stream(24 * 20))
+    restored = load_states(dump_states(states))
+    later = stream(24 * 30)[24 * 20:]
+    rows = process_batch(later, states, None, "t").rows
+    assert rows[0]["served_upper_80"] is not None
+    assert rows == process_batch(later, restored, None, "t").rows
     assert dump_states(states) == dump_states(restored)
 
 

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 #: A retrain fits two forests on years of hours: seconds to minutes.
 RETRAIN_BUCKETS = (1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0)
+#: Seconds: a cached forecast takes well under a millisecond, a batch-model call tens of them.
+API_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 #: Why the producer sends a PutRecords entry again (:mod:`producer.kinesis_writer`).
 RETRY_REASONS = ("throttled", "failed")
 #: What makes a retrain due (:mod:`training.schedule`).
@@ -114,6 +116,25 @@ class TrainerMetrics:
         self.champion_version.set(float("nan"))
 
 
+class ApiMetrics:
+    """What ``python -m serve`` reports on its own ``/metrics``: requests, latency, what it serves from."""
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.requests = Counter("traffic_api_requests_total", "Requests answered, by route and status code",
+                                ["route", "status"], registry=registry)
+        self.latency = Histogram("traffic_api_request_duration_seconds", "Time to answer a request, by route",
+                                 ["route"], buckets=API_BUCKETS, registry=registry)
+        self.champion_version = Gauge("traffic_api_champion_version", "Registry version of the batch model served "
+                                      "(NaN: none yet)", registry=registry)
+        self.stations = Gauge("traffic_api_stations", "Stations with committed state loaded", registry=registry)
+        self.newest_event = Gauge("traffic_api_newest_event_timestamp_seconds",
+                                  "Event time of the newest hour in the committed state (Unix time)", registry=registry)
+        self.refresh_failures = Counter("traffic_api_state_refresh_failures_total",
+                                        "Reads of the committed state that failed (the last one kept serving)",
+                                        registry=registry)
+        self.champion_version.set(float("nan"))
+
+
 @functools.cache
 def consumer() -> ConsumerMetrics:
     """The consumer's families in the process's registry, registered on first use (only the
@@ -129,6 +150,11 @@ def producer() -> ProducerMetrics:
 @functools.cache
 def trainer() -> TrainerMetrics:
     return TrainerMetrics()
+
+
+@functools.cache
+def api() -> ApiMetrics:
+    return ApiMetrics()
 
 
 def serve(settings: Settings, component: str, registry: CollectorRegistry = REGISTRY) -> int:

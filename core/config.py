@@ -52,6 +52,9 @@ ENVIRONMENT = {
     "TRAFFIC_CONSUMER_METRICS_PORT": "9102",
     "TRAFFIC_TRAINER_METRICS_PORT": "9103",
     "TRAFFIC_SCRAPE_SECONDS": "15",
+    "TRAFFIC_API_ADDRESS": "127.0.0.1",
+    "TRAFFIC_API_PORT": "8000",
+    "TRAFFIC_API_REFRESH_SECONDS": "1",
     "MLFLOW_TRACKING_URI": "",
     "AWS_REGION": "",
     "AWS_DEFAULT_REGION": "us-east-1",
@@ -62,10 +65,11 @@ ENVIRONMENT = {
 METRICS_COMPONENTS = ("producer", "consumer", "trainer")
 
 
-def _port(value: str, component: str) -> int:
+def _port(value: str, component: str, name: str | None = None) -> int:
     port = int(value)
     if not 0 <= port <= 65535:
-        raise ValueError(f"TRAFFIC_{component.upper()}_METRICS_PORT must be a port (0 to 65535), not {value}")
+        name = name or f"TRAFFIC_{component.upper()}_METRICS_PORT"
+        raise ValueError(f"{name} must be a port (0 to 65535), not {value}")
     return port
 
 
@@ -117,6 +121,11 @@ class Settings:
     metrics_ports: dict[str, int]
     #: How often the native Prometheus (:mod:`infra.prometheus_server`) scrapes the components.
     scrape_seconds: float
+    #: Where ``python -m serve`` listens (its metrics on the same port, ``/metrics``), and how
+    #: often it looks for newer committed state (:mod:`adapters.committed_state`).
+    api_address: str
+    api_port: int
+    api_refresh_seconds: float
     tracking_uri: str
     region: str
 
@@ -161,6 +170,9 @@ class Settings:
             metrics_ports={component: _port(get(f"TRAFFIC_{component.upper()}_METRICS_PORT"), component)
                            for component in METRICS_COMPONENTS},
             scrape_seconds=float(get("TRAFFIC_SCRAPE_SECONDS")),
+            api_address=get("TRAFFIC_API_ADDRESS"),
+            api_port=_port(get("TRAFFIC_API_PORT"), "api", "TRAFFIC_API_PORT"),
+            api_refresh_seconds=float(get("TRAFFIC_API_REFRESH_SECONDS")),
             tracking_uri=tracking_uri,
             region=get("AWS_REGION") or get("AWS_DEFAULT_REGION"),
         )

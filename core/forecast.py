@@ -58,15 +58,25 @@ def predict(state: StationState, record: TrafficRecord, predictor: BatchPredicto
     Raises :class:`core.schema.DecodeError` for a record the stream would refuse (a
     duplicate or out-of-order hour), with the same reason.
     """
+    inputs = features(state, record)
+    batch = None if predictor is None else float(predictor.predict(to_frame([inputs]))[0])
+    return complete(state, record, inputs, batch, None if predictor is None else predictor.version)
+
+
+def features(state: StationState, record: TrafficRecord) -> dict[str, float]:
+    """``record``'s model inputs given ``state``, once the stream would admit it (else :class:`DecodeError`)."""
     state.history.admit(record)
-    features = state.history.features(record)
-    batch = None
-    if predictor is not None:
-        batch = float(predictor.predict(to_frame([features]))[0])
-    online = state.online.predict(features)
+    return state.history.features(record)
+
+
+def complete(state: StationState, record: TrafficRecord, inputs: dict[str, float], batch: float | None,
+             version: str | None) -> HourPrediction:
+    """The online and served predictions and intervals around the batch model's ``batch``
+    (predicted elsewhere, e.g. in one call for many requests)."""
+    online = state.online.predict(inputs)
     served = state.combiner.predict(batch, online, record.wall_clock_hour)
-    return HourPrediction(record, features, batch, online, served, state.band.bounds(served, record.local_time.hour),
-                          predictor.version if predictor is not None else None)
+    return HourPrediction(record, inputs, batch, online, served, state.band.bounds(served, record.local_time.hour),
+                          version)
 
 
 def next_hour(state: StationState) -> TrafficRecord | None:

@@ -127,6 +127,25 @@ def monitor_policy(r: Resources) -> dict:
     )
 
 
+def api_policy(r: Resources) -> dict:
+    """``python -m serve``: read the committed state (the table's items, the snapshots they
+    name), nothing else; it reaches the champion through the MLflow server."""
+    return _policy(
+        {
+            "Sid": "ReadCheckpoints",
+            "Effect": "Allow",
+            "Action": ["dynamodb:Scan"],
+            "Resource": [r.table_arn],
+        },
+        {
+            "Sid": "ReadState",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject"],
+            "Resource": [r.objects_arn(r.bucket, STATE_PREFIX)],
+        },
+    )
+
+
 def mlflow_policy(r: Resources) -> dict:
     """The MLflow server's artifact store. It proxies artifacts (``--serve-artifacts``), so
     the trainer and the consumer reach model files over HTTP and hold no S3 access to them."""
@@ -215,4 +234,4 @@ def allowed_actions(document: dict, without_sids: tuple[str, ...] = ()) -> set[s
 
 
 POLICIES = {"producer": producer_policy, "consumer": consumer_policy, "trainer": trainer_policy,
-            "monitor": monitor_policy, "mlflow": mlflow_policy}
+            "monitor": monitor_policy, "api": api_policy, "mlflow": mlflow_policy}

@@ -1,0 +1,1 @@
+"""The prediction API (``python -m serve``): forecasts, predictions and explanations on demand."""

@@ -21,6 +21,7 @@ COPY consumer ./consumer
 COPY training ./training
 COPY infra ./infra
 COPY monitor ./monitor
+COPY serve ./serve
 COPY demo ./demo
 
 RUN useradd --create-home --uid 10001 traffic && mkdir -p /var/lib/traffic-stream /cache \

@@ -131,9 +131,14 @@ class TreeContributions:
             extra[:, column] = np.where(valid & in_left, 0.0, np.where(valid & known, 1.0, np.nan))
         return np.hstack([X, extra])
 
-    def explain(self, frame: pd.DataFrame) -> list[Explanation]:
-        """Each row's explanation; ``frame`` holds the model's input columns."""
-        names = list(getattr(self.model, "feature_names_in_", FEATURE_COLUMNS))
+    @property
+    def names(self) -> list[str]:
+        """The model's input columns, in the order of :meth:`contributions`' columns."""
+        return list(getattr(self.model, "feature_names_in_", FEATURE_COLUMNS))
+
+    def contributions(self, frame: pd.DataFrame) -> np.ndarray:
+        """Each row's contribution of each input column (rows × :attr:`names`)."""
+        names = self.names
         X = frame[names].to_numpy(dtype=np.float64)
         inputs = X if self.preprocessor is None else np.asarray(self.preprocessor.transform(frame[names]), dtype=np.float64)
         values = np.asarray(self.explainer.shap_values(self._augmented(inputs), check_additivity=False))
@@ -141,7 +146,13 @@ class TreeContributions:
         folded[:, self.order] = values[:, : self.n_features]
         for column, (feature, _, _) in enumerate(self._bitsets):
             folded[:, self.order[feature]] += values[:, self.n_features + column]
-        bases = self.residual.base(X)
+        return folded
+
+    def explain(self, frame: pd.DataFrame) -> list[Explanation]:
+        """Each row's explanation; ``frame`` holds the model's input columns."""
+        names = self.names
+        folded = self.contributions(frame)
+        bases = self.residual.base(frame[names].to_numpy(dtype=np.float64))
         predictions = self.model.predict(frame[names])
         return [Explanation(float(p), float(b), self.expected_change, dict(zip(names, map(float, row), strict=True)))
                 for p, b, row in zip(predictions, bases, folded, strict=True)]

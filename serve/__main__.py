@@ -41,10 +41,13 @@ def bind(address: str, port: int) -> socket.socket:
     return sock
 
 
+def build_parser() -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(prog="python -m serve", description=__doc__.splitlines()[0])
+
+
 @aws.stops_on_permanent("api")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m serve", description=__doc__.splitlines()[0])
-    parser.parse_args(argv)
+    build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import uvicorn
 

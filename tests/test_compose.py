@@ -124,6 +124,9 @@ def test_prometheus_scrapes_exactly_the_services_that_serve_metrics_on_their_por
         environment = {**ENVIRONMENT, **{k: default(v) for k, v in SERVICES[name]["environment"].items()}}
         assert environment["TRAFFIC_METRICS_ADDRESS"] == "0.0.0.0", f"{name} serves metrics to its own container only"
         expected.add((component, f"{name}:{environment[f'TRAFFIC_{component.upper()}_METRICS_PORT']}"))
+    api = {**ENVIRONMENT, **{k: default(v) for k, v in SERVICES["api"]["environment"].items()}}
+    assert api["TRAFFIC_API_ADDRESS"] == "0.0.0.0" and SERVICES["api"]["ports"] == [f"127.0.0.1:{api['TRAFFIC_API_PORT']}:8000"]
+    expected.add(("api", f"api:{api['TRAFFIC_API_PORT']}"))
     assert scraped == expected
 
 

@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 TRAIN_END_TAG = "train_end"
 #: The tag of a retrain's run whose data-drift report failed, with the error.
 DATA_DRIFT_ERROR_TAG = "data_drift_error"
+#: The tag of a registered version's run whose SHAP explanations failed, with the error.
+EXPLANATION_ERROR_TAG = "explanation_error"
 
 
 def train_initial(
@@ -94,9 +96,18 @@ def _register(settings: Settings, result: fitting.FitResult, kind: str, sample: 
     }
     metrics = {**result.holdout.as_metrics("holdout_"), "holdout_n": float(result.holdout.n), **(extra_metrics or {})}
     tags = {TRAIN_END_TAG: result.cutoff.isoformat(), "kind": kind, **(extra_tags or {})}
-    return model_registry.log_and_register(
+    version = model_registry.log_and_register(
         settings, result.model, sample, params, metrics, tags, run_name=f"{kind}-{result.cutoff:%Y%m%d}"
     )
+    run_id = model_registry.version_run_id(settings, version)
+    try:
+        from training.explanations import log_explanations  # SHAP: seconds to load, only where models are registered
+
+        log_explanations(run_id, result.model, sample)
+    except Exception as exc:  # the model is what training is for: a failed explanation is a warning and a tag
+        log.warning("explanations of version %s failed: %s", version, exc, exc_info=True)
+        model_registry.tag_run(run_id, EXPLANATION_ERROR_TAG, f"{type(exc).__name__}: {exc}"[:5000])
+    return version
 
 
 @dataclass

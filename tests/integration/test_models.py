@@ -43,6 +43,23 @@ def test_initial_training_registers_a_champion_with_signature_and_metrics(traine
     assert helpers.store(settings).read_seed() is not None  # the online model starts warm
 
 
+def test_every_registered_version_logs_its_shap_summary_and_mean_contributions(trained):
+    from core.features import FEATURE_COLUMNS
+    from training.explanations import PLOT
+
+    settings, first = trained
+    second = train_initial(settings, None, None, TRAIN_END - timedelta(days=30))
+    client = MlflowClient()
+    for version in (first, second):
+        run_id = client.get_model_version(settings.model_name, version).run_id
+        metrics = client.get_run(run_id).data.metrics
+        means = {name: metrics[f"shap_mean_abs_{name}"] for name in FEATURE_COLUMNS}
+        assert all(value >= 0 for value in means.values()) and max(means, key=means.get) in ("lag_1h", "hour", "lag_168h",
+                                                                                           "lag_2h", "hour_of_week")
+        (plot,) = [a for a in client.list_artifacts(run_id, "explanations")]
+        assert plot.path == PLOT and plot.file_size > 10_000
+
+
 def test_consumer_switches_to_a_new_champion_without_restart(trained, synthetic_records):
     settings, v1 = trained
     records = [r for r in synthetic_records if r.local_time >= TRAIN_END]

@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 EMULATOR_PORT ?= 5050
 MLFLOW_PORT ?= 5001
 PROMETHEUS_PORT ?= 9090
+API_PORT ?= 8000
 TRAFFIC_HOME ?= $(CURDIR)/.traffic-stream
 export TRAFFIC_HOME
 export PYTHONPATH := $(CURDIR)
@@ -17,7 +18,7 @@ EMBEDDED := AWS_ENDPOINT_URL=http://127.0.0.1:$(EMULATOR_PORT) AWS_ACCESS_KEY_ID
 	AWS_SECRET_ACCESS_KEY=embedded AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 \
 	MLFLOW_TRACKING_URI=http://127.0.0.1:$(MLFLOW_PORT)
 
-.PHONY: env demo up down replay prometheus test test-fast watch compare bench-accuracy bench-throughput bench-selection bench-drift lock
+.PHONY: env demo up down replay prometheus test test-fast watch api compare bench-accuracy bench-throughput bench-selection bench-drift bench-api lock
 
 env: $(VENV)/.synced
 $(VENV)/.synced: Pipfile.lock
@@ -52,6 +53,10 @@ prometheus: env
 watch: env
 	$(EMBEDDED) $(PY) -m monitor watch
 
+# The prediction API on the embedded stack, on http://127.0.0.1:$(API_PORT) (Ctrl-C stops it).
+api: env
+	$(EMBEDDED) TRAFFIC_API_PORT=$(API_PORT) $(PY) -m serve
+
 compare: env
 	$(EMBEDDED) $(PY) -m monitor compare
 
@@ -72,3 +77,7 @@ bench-selection: env
 
 bench-drift: env
 	$(PY) -m bench.drift $(BENCH_ARGS)
+
+# Needs ApacheBench (ab: Debian's apache2-utils).
+bench-api: env
+	$(PY) -m bench.api $(BENCH_ARGS)

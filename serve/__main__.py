@@ -18,11 +18,15 @@ import logging
 import socket
 import sys
 
-from adapters import aws, metrics, model_registry
-from adapters.committed_state import CommittedStates
-from core.batch_model import serve_single_threaded
-from core.config import Settings
-from core.errors import PermanentError
+from consumer.allocators import prefer_system_allocator_for_arrow, use_lean_allocators
+
+prefer_system_allocator_for_arrow()  # before pyarrow loads, with pandas and MLflow below: as the consumer
+
+from adapters import aws, metrics, model_registry  # noqa: E402
+from adapters.committed_state import CommittedStates  # noqa: E402
+from core.batch_model import serve_single_threaded  # noqa: E402
+from core.config import Settings  # noqa: E402
+from core.errors import PermanentError  # noqa: E402
 
 
 def bind(address: str, port: int) -> socket.socket:
@@ -55,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = Settings.from_env()
     serve_single_threaded()  # one process answers; the trees' threads would only compete with it
+    use_lean_allocators()  # the request threads would each get a glibc arena of their own
     dynamodb, s3 = aws.clients(settings, "dynamodb", "s3")
     model_registry.connect(settings)
     states = CommittedStates(dynamodb, s3, settings.checkpoint_table, settings.bucket, settings.app_name)

@@ -12,8 +12,9 @@ retrains: each step waits for the consumer to catch up, then lets the retrainer'
    ``TRAFFIC_DRIFT_RETRAIN=1``). Prints MAE, RMSE and R² of the batch model trained once
    (scored on the same hours and features, from the registry's first version), the batch
    model as retrained, the online model, the served prediction (:mod:`core.ensemble`) and a
-   fixed weighted mean, overall, on holiday dates and per year; then the triggers side by
-   side with their retrains and drift events per station-month.
+   fixed weighted mean, overall, on holiday dates and per year; the served intervals'
+   coverage and width in the same segments; then the triggers side by side with their
+   retrains and drift events per station-month.
 2. **An injected level shift** (``--shift-start`` .. ``--shift-end``, unless ``--no-shift``):
    the same replay with lane closures (volumes × ``--factor`` for two weeks from 08:00 on the
    15th of every other month), once per trigger. Per closure: event hours from the closure to
@@ -94,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
               f"in {runs[trigger].seconds:.0f} s\n")
         if trigger == triggers[0]:
             print(model_table(runs[trigger]) + "\n")
+            print(interval_table(runs[trigger]) + "\n")
     if runs:
         print(trigger_table(runs, f"{args.start} .. {args.end}, nothing injected") + "\n")
 
@@ -219,6 +221,28 @@ def model_table(result: Run) -> str:
         for segment, mask in segments.items():
             s = score(rows["traffic_volume"].to_numpy()[mask], prediction[mask])
             lines.append(f"| {name:<36} | {segment:<13} | {s.n:>6,} | {s.mae:>6.1f} | {s.rmse:>6.1f} | {s.r2:>6.3f} |")
+    return "\n".join(lines)
+
+
+def interval_table(result: Run) -> str:
+    """The served intervals' empirical coverage and mean width, per level and segment (rows with an interval)."""
+    from core.intervals import LEVELS, column_names
+
+    rows = result.rows
+    segments = {"all hours": np.ones(len(rows), bool), "holiday dates": rows["is_holiday"].to_numpy()}
+    for year in sorted(rows["year"].unique()):
+        segments[year] = (rows["year"] == year).to_numpy()
+    lines = ["| served interval | " + " | ".join(f"{s}: coverage % / width" for s in segments) + " |",
+             "|---|" + "---|" * len(segments)]
+    y = rows["traffic_volume"].to_numpy(dtype=float)
+    for level in LEVELS:
+        lower, upper = (rows[c].to_numpy(dtype=float) for c in column_names(level))
+        known = ~np.isnan(lower)
+        cells = []
+        for mask in segments.values():
+            m = mask & known
+            cells.append(f"{np.mean((lower[m] <= y[m]) & (y[m] <= upper[m])) * 100:.1f} / {np.mean(upper[m] - lower[m]):,.0f}")
+        lines.append(f"| {level:.0%} ({int(known.sum()):,} rows) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

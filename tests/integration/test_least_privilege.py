@@ -20,9 +20,11 @@ import configparser
 import fnmatch
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -252,6 +254,16 @@ def test_every_component_does_its_whole_job_as_its_own_user_and_uses_exactly_its
     drifted = s.run(["monitor", "drift"], monitor_env)  # reads the history too
     assert drifted.returncode == 0, drifted.stderr[-3000:]
     assert "drifted columns:" in drifted.stdout
+
+    # The prediction API, as its own user: reads the committed state the workers left.
+    api = s.start(["serve"], s.env(s.profile("api"), call_log_name="api", TRAFFIC_API_PORT="0"), "api")
+    port = helpers.wait_until(lambda: re.search(r"on http://[\d.]+:(\d+)", (s.root / "api.log").read_text())
+                              or api.poll() is not None, 120, 0.2, "the API to listen")
+    assert api.poll() is None, (s.root / "api.log").read_text()[-3000:]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port.group(1)}/stations/301/forecast", timeout=60) as response:
+        assert json.loads(response.read())["batch_model_version"]
+    api.send_signal(signal.SIGTERM)
+    api.wait(30)
 
     for worker in workers:
         worker.send_signal(signal.SIGTERM)

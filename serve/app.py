@@ -200,18 +200,23 @@ def create_app(states: CommittedStates, champion, metrics: ApiMetrics, refresh_s
 
     @app.post("/predict", summary="An hour's predictions given the station's committed history")
     async def predict(request: Request):
+        found = await posted(request)
+        if isinstance(found, JSONResponse):
+            return found
+        try:
+            return await answer(*found)
+        except DecodeError as exc:
+            return problem(422, exc.reason, exc.message)
+
+    async def posted(request: Request) -> tuple[StationState, TrafficRecord] | JSONResponse:
+        """A posted record and its station's state; or the answer that says why there is none (503, 422, 404)."""
         if not champion.ready:
             return no_champion()
         record = parse_record(await request.body())
         if isinstance(record, JSONResponse):
             return record
         state = station_state(record.station_id)
-        if isinstance(state, JSONResponse):
-            return state
-        try:
-            return await answer(state, record)
-        except DecodeError as exc:
-            return problem(422, exc.reason, exc.message)
+        return state if isinstance(state, JSONResponse) else (state, record)
 
     def parse_record(body: bytes) -> TrafficRecord | JSONResponse:
         """The body as the stream decodes a record (same reasons as its dead letters); the volume may be left out."""
@@ -245,15 +250,8 @@ def create_app(states: CommittedStates, champion, metrics: ApiMetrics, refresh_s
 
     @app.post("/explain", summary="The batch model's feature contributions to a record's prediction")
     async def explain_record(request: Request):
-        if not champion.ready:
-            return no_champion()
-        record = parse_record(await request.body())
-        if isinstance(record, JSONResponse):
-            return record
-        state = station_state(record.station_id)
-        if isinstance(state, JSONResponse):
-            return state
-        return await explanation(state, record)
+        found = await posted(request)
+        return found if isinstance(found, JSONResponse) else await explanation(*found)
 
     async def explanation(state: StationState, record: TrafficRecord):
         try:
@@ -270,7 +268,7 @@ def create_app(states: CommittedStates, champion, metrics: ApiMetrics, refresh_s
         (found,) = await asyncio.to_thread(explainer.explain, to_frame([features]))
         return {"station_id": record.station_id, "hour": record.event_time.isoformat(), "model_version": version,
                 "prediction": found.prediction, "base": found.base, "expected_change": found.expected_change,
-                "contributions": [{"feature": name, "value": features.get(name), "contribution": value}
+                "contributions": [{"feature": name, "value": _json_number(features.get(name)), "contribution": value}
                                   for name, value in found.ranked()],
                 "note": "prediction = base (the last hour's volume) + expected_change + the sum of the contributions"}
 
@@ -281,6 +279,11 @@ def _tree_contributions(model):
     from core.explanation import TreeContributions  # SHAP: loaded on the first explanation only
 
     return TreeContributions(model)
+
+
+def _json_number(value: float | None) -> float | None:
+    """A feature's value for JSON: a missing one (NaN: no such lag in the history) is null."""
+    return None if value is None or value != value else value
 
 
 def as_json(predicted: forecast.HourPrediction) -> dict:

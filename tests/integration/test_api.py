@@ -129,6 +129,9 @@ def test_the_api_answers_what_the_consumer_then_writes_and_follows_state_and_cha
                            "the API to load the new champion")
         assert api.call("/stations/301/forecast")[1]["batch_model_version"] == "2"
 
+        status, posted = api.call("/explain", without_volume(records[301]))  # any record the stream would admit
+        assert status == 200 and posted["hour"] == records[301].event_time.isoformat() and posted["model_version"] == "2"
+
         # Every error case, each with its reason.
         assert api.call("/stations/999/forecast")[0] == 404
         assert api.call("/stations/999/explain")[0] == 404

@@ -156,6 +156,11 @@ def create_app(states: CommittedStates, champion, metrics: ApiMetrics, refresh_s
         return problem(503, "no_champion", "no batch model is the registry's champion yet: train one with "
                                            "`python -m training train`")
 
+    def no_newest_hour(station_id: str) -> JSONResponse:
+        # A state upgraded from before the newest record was kept: the next commit brings it.
+        return problem(503, "no_newest_hour", f"station {station_id!r}'s committed state does not hold its newest "
+                                              "record yet: it will once the consumer commits its next hour")
+
     async def answer(state: StationState, record: TrafficRecord) -> dict:
         version = champion.version
         inputs = forecast.features(state, record)  # admitted as the stream would, or DecodeError
@@ -192,6 +197,8 @@ def create_app(states: CommittedStates, champion, metrics: ApiMetrics, refresh_s
         if cached is not None and cached[0] == key:
             return cached[1]
         record = forecast.next_hour(state)
+        if record is None:
+            return no_newest_hour(station_id)
         body = await answer(state, record)
         body["as_of"] = state.latest.event_time.isoformat()
         body["weather"] = f"the weather of {state.latest.event_time.isoformat()} (the newest hour's)"
@@ -242,6 +249,8 @@ def create_app(states: CommittedStates, champion, metrics: ApiMetrics, refresh_s
         if not champion.ready:
             return no_champion()
         record = forecast.next_hour(state)
+        if record is None:
+            return no_newest_hour(station_id)
         if hour is not None and (hour.tzinfo is None or hour != record.event_time):
             return problem(422, "hour_not_known", f"only the next hour, {record.event_time.isoformat()}, can be "
                                                   "explained from the state alone (with an aware time); "

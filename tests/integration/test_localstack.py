@@ -53,7 +53,7 @@ def test_the_whole_system_on_localstack(on_localstack, localstack_endpoint, tmp_
     settings = on_localstack
     created = Provisioner(settings).create()
     assert Provisioner(settings).create() == created  # idempotent on LocalStack too
-    assert set(created["policies"]) == {"producer", "consumer", "trainer", "monitor", "mlflow"}
+    assert set(created["policies"]) == {"producer", "consumer", "trainer", "monitor", "api", "mlflow"}
 
     with mlflow_server(localstack_endpoint, settings.mlflow_bucket, tmp_path) as uri:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)

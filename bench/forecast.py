@@ -106,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         predictor = Precomputed(str(version))
         for k, record in enumerate(window):
             state = states[record.station_id]
-            ahead = forecast.complete(state, ahead_records[k], forecast.features(state, ahead_records[k]),
-                                      float(ahead_batch[k]), predictor.version)
+            # The features computed above from a copy of this very history: the same inputs.
+            ahead = forecast.complete(state, ahead_records[k], ahead_rows[k], float(ahead_batch[k]), predictor.version)
             predictor.value = float(now_batch[k])
             (row,) = process_batch([RawRecord(encode(record), "s", str(k))], states, predictor, "t").rows
             served = row["served_prediction"]

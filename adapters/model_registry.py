@@ -22,6 +22,7 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from core.config import Settings
+from core.trees import predictor
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +145,7 @@ class Champion:
         self.clock = clock
         self.version: str | None = None
         self.model = None
+        self._predict = None
         self._checked_at: float | None = None
 
     def refresh(self, force: bool = False) -> bool:
@@ -161,8 +163,12 @@ class Champion:
             log.warning("could not refresh the champion (keeping version %s): %s", self.version, exc)
             return False
         log.info("serving batch model %s version %s (was %s)", self.settings.model_name, found[0], self.version)
-        self.version, self.model = found[0], model
+        self.use(found[0], model)
         return True
+
+    def use(self, version: str, model) -> None:
+        """Serve ``model`` as ``version`` from now on."""
+        self.version, self.model, self._predict = version, model, predictor(model)
 
     @property
     def ready(self) -> bool:
@@ -172,7 +178,7 @@ class Champion:
         # A champion fitted before features were added keeps serving through an upgrade: it
         # gets the columns it was fitted on, by name, whatever else the frame holds.
         names = getattr(self.model, "feature_names_in_", None)
-        return self.model.predict(frame if names is None else frame[list(names)])
+        return self._predict(frame if names is None else frame[list(names)])
 
 
 def latest_streaming_run(settings: Settings) -> str | None:

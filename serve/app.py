@@ -5,8 +5,9 @@ and the registry's champion (:class:`adapters.model_registry.Champion`), both re
 the background, and answers with :mod:`core.forecast`, which never learns. What it returns
 for an hour is what the consumer writes for that hour when its record arrives next.
 
-Batch-model calls are the cost (a fixed ~10 ms a call for 2 × 500 trees, whatever the
-rows): concurrent requests share one call (:class:`PredictionBatcher`), and the next hour's
+Batch-model calls are the cost (for 2 × 500 trees, under 1 ms for one row through the flat
+walk of :mod:`core.trees`, against about 8 ms through scikit-learn's, the same numbers):
+concurrent requests share one call (:class:`PredictionBatcher`), and the next hour's
 forecast is cached per station until its state or the champion changes.
 """
 
@@ -45,8 +46,8 @@ class PredictionBatcher:
     """Batch-model predictions for concurrent requests, in as few calls as possible.
 
     A request's rows wait while a call is running, then all the rows waiting go in the next
-    call, in a worker thread (scikit-learn releases the GIL while it walks the trees, so the
-    event loop keeps reading requests). One request alone is one call of one row.
+    call, in a worker thread (NumPy and scikit-learn release the GIL while they walk the
+    trees, so the event loop keeps reading requests). One request alone is one call of one row.
     """
 
     def __init__(self, predict: Callable[[pd.DataFrame], object]) -> None:

@@ -33,9 +33,9 @@ from collections import deque
 
 #: The levels written in every result row and served by the API (``served_lower_90``, ...).
 LEVELS = (0.8, 0.9)
-#: Scores kept: the last two weeks of hours. On 2016 every window from a week to two months
-#: held its levels; this one was within 1.5 % of the narrowest at half its state (docs/models.md).
-WINDOW = 336
+#: Scores kept: the last 30 days of hours. On 2016 every window from a week to two months
+#: held its levels, and this one was the narrowest (docs/models.md).
+WINDOW = 720
 #: How fast an hour of day's typical error forgets: about its last 10 days count.
 SCALE_ALPHA = 0.1
 #: Typical errors below one vehicle/hour count as one, so a perfect hour cannot make a score infinite.

@@ -98,23 +98,28 @@ class LeaseCoordinator:
 
     # -- reading the table --------------------------------------------------------------------
 
-    def leases(self, shard_ids: list[str]) -> dict[str, Lease]:
-        out = {}
-        for shard_id in shard_ids:
-            item = self.dynamodb.get_item(TableName=self.table, Key=self._key(shard_id), ConsistentRead=True)
-            out[shard_id] = layout.lease(shard_id, item.get("Item"))
-        return out
+    def read(self, shard_ids: list[str]) -> tuple[dict[str, Lease], set[str]]:
+        """Every shard's lease and the live workers (this one included), from one Scan.
 
-    def live_workers(self) -> set[str]:
-        """Workers whose heartbeat moved within a lease period (this one included)."""
+        One consistent Scan of the application's items, not a GetItem per shard: a worker's
+        calls per tick stay the same whatever the number of shards (what a Scan reads still
+        grows with the table's items; ``docs/benchmarks.md#leases-at-scale``). A worker is
+        live when its heartbeat moved within a lease period, as this worker has seen it.
+        """
         now = self.clock()
+        items: dict[str, dict] = {}
         alive = {self.worker_id}
         pages = self.dynamodb.get_paginator("scan").paginate(
             TableName=self.table, FilterExpression=f"begins_with({HASH_KEY}, :p)",
-            ExpressionAttributeValues={":p": {"S": layout.worker_prefix(self.app_name)}}, ConsistentRead=True)
+            ExpressionAttributeValues={":p": {"S": layout.app_prefix(self.app_name)}}, ConsistentRead=True)
         for page in pages:
             for item in page["Items"]:
                 worker = layout.worker_of(self.app_name, item)
+                if worker is None:
+                    shard_id = layout.shard_of(self.app_name, item)
+                    if shard_id is not None:
+                        items[shard_id] = item
+                    continue
                 beat = layout.counter(item)
                 seen = self._observed.get(f"worker#{worker}")
                 if seen is None or seen[0] != beat:
@@ -122,7 +127,7 @@ class LeaseCoordinator:
                     alive.add(worker)
                 elif now - seen[1] < self.period:
                     alive.add(worker)
-        return alive
+        return {shard_id: layout.lease(shard_id, items.get(shard_id)) for shard_id in shard_ids}, alive
 
     def _expired(self, lease: Lease, now: float) -> bool:
         seen = self._observed.get(lease.shard_id)
@@ -221,12 +226,11 @@ class LeaseCoordinator:
         self._ticked_at = self.clock()
         self._heartbeat()
         lost = self.renew()
-        leases = self.leases(shard_ids)
+        leases, workers = self.read(shard_ids)
         self.finished = {s for s, lease in leases.items() if lease.finished}
         open_leases = {s: lease for s, lease in leases.items() if not lease.finished}
         for shard_id in [s for s in self.held if s in self.finished]:
             self.release(shard_id)
-        workers = self.live_workers()
         target = math.ceil(len(open_leases) / max(1, len(workers)))
         now = self.clock()
         gained = []

@@ -1,8 +1,9 @@
 """The commit protocol: what makes a batch's results appear exactly once.
 
 For each shard's batch, in this order: (1) mark the checkpoint pending up to the batch's
-last record, (2) write its rows, dead letters, drift events and new state, (3) commit the checkpoint to
-that state, (4) discard the state the checkpoint replaced. A crash between (1) and (3)
+last record, (2) write its rows, dead letters, drift events and new state (a segment of
+the stations it touched and a manifest, :mod:`core.state_segments`), (3) commit the
+checkpoint to that manifest, (4) discard what the manifest replaced. A crash between (1) and (3)
 leaves the pending mark, from which whoever opens the shard next re-processes exactly that
 range from the committed state, rewriting the same objects (docs/architecture.md).
 """
@@ -16,8 +17,8 @@ from typing import TYPE_CHECKING
 
 from adapters.result_store import ResultStore
 from consumer.checkpoints import Checkpoint, CheckpointStore, Fence
-from core.processing import BatchOutcome
-from core.state_codec import dump_states
+from core.processing import BatchOutcome, StationState
+from core.state_segments import Plan, SegmentedState
 
 if TYPE_CHECKING:
     from consumer.worker import ShardBatch
@@ -30,8 +31,8 @@ class Committed:
     batch: ShardBatch
     checkpoint: Checkpoint
     outcome: BatchOutcome
-    #: The state the checkpoint now points at, as uploaded.
-    state_blob: bytes
+    #: The state the checkpoint now names.
+    state: SegmentedState
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,8 @@ class _InFlight:
     checkpoint: Checkpoint
     marked: Future | None = None
     outcome: BatchOutcome | None = None
-    state_blob: bytes | None = None
-    state: Future | None = None  # -> the uploaded state's key
+    plan: Plan | None = None
+    uploads: list[Future] | None = None
     rows: Future | None = None
     dead_letters: Future | None = None
     drift_events: Future | None = None
@@ -74,7 +75,9 @@ class BatchCommit:
 
     ``submit`` runs a call in the background and returns its future (the consumer's I/O
     threads); ``fence`` gives the lease token a shard's writes are conditional on (None
-    without leases) and raises once the lease is gone; ``discard`` deletes a replaced state.
+    without leases) and raises once the lease is gone; ``discard`` deletes a replaced
+    manifest or segment. Each batch's cursor holds its shard's committed state
+    (``committed``, a :class:`~core.state_segments.SegmentedState`) and its stations (``states``).
     """
 
     def __init__(self, checkpoints: CheckpointStore, results: ResultStore, submit: Callable[..., Future],
@@ -127,11 +130,15 @@ class BatchCommit:
         for flight, outcome in zip(flights, outcomes, strict=True):
             shard_id, last = flight.batch.cursor.shard_id, flight.batch.last
             try:
-                flight.outcome, flight.state_blob = outcome, dump_states(flight.batch.cursor.states)
+                cursor = flight.batch.cursor
+                flight.outcome = outcome
+                flight.plan = cursor.committed.plan(cursor.states, outcome.stations,
+                                                    *self.checkpoints.state_keys(shard_id, last))
                 flight.marked.result()
                 flight.checkpoint = replace(flight.checkpoint, pending_until=last)
                 self.fence(shard_id)  # still ours (not paused past the lease) before results are written
-                flight.state = self.submit(self.checkpoints.put_state, shard_id, last, flight.state_blob)
+                flight.uploads = [self.submit(self.checkpoints.put_object, key, blob)
+                                  for key, blob in flight.plan.uploads.items()]
                 flight.rows = self.submit(self.results.write_rows, outcome.rows)
                 flight.dead_letters = self.submit(self.results.write_dead_letters, outcome.dead_letters, now)
                 if outcome.drift_events:
@@ -143,42 +150,48 @@ class BatchCommit:
 
     def _commit_checkpoints(self, flights: list[_InFlight]) -> _Step:
         """(3) Once all of a shard's writes are done, send the commit of its checkpoint to the
-        state uploaded, conditional on the lease."""
+        manifest uploaded, conditional on the lease."""
         committing = []
         for flight in flights:
             shard_id = flight.batch.cursor.shard_id
             try:
-                state_key = flight.state.result()
+                for upload in flight.uploads:
+                    upload.result()
                 flight.rows.result()
                 flight.dead_letters.result()
                 if flight.drift_events is not None:
                     flight.drift_events.result()
-                flight.committed = self.submit(self.checkpoints.commit, shard_id, flight.batch.last, state_key,
-                                               shard_end=False, fence=self.fence(shard_id))
+                flight.committed = self.submit(self.checkpoints.commit, shard_id, flight.batch.last,
+                                               flight.plan.state.key, shard_end=False, fence=self.fence(shard_id),
+                                               written=list(flight.plan.uploads))
                 committing.append(flight)
             except Exception as exc:
                 yield flight.failed(exc)
         return committing
 
     def _discard_replaced(self, flights: list[_InFlight]) -> Iterator[ShardResult]:
-        """(4) Once a shard's checkpoint is committed, delete in the background the state it
-        replaced: the batch is done."""
+        """(4) Once a shard's checkpoint is committed, delete in the background what its new
+        manifest replaced: the batch is done."""
         for flight in flights:
-            replaced = flight.checkpoint.state_key
             try:
                 flight.checkpoint = flight.committed.result()
                 # Housekeeping only: a failed delete leaves an orphan object, never a wrong result.
-                self.submit(self.discard, replaced)
+                for key in flight.plan.replaced:
+                    self.submit(self.discard, key)
             except Exception as exc:
                 yield flight.failed(exc)
                 continue
-            yield Committed(flight.batch, flight.checkpoint, flight.outcome, flight.state_blob)
+            yield Committed(flight.batch, flight.checkpoint, flight.outcome, flight.plan.state)
 
-    def end_shard(self, shard_id: str, checkpoint: Checkpoint, state_blob: bytes) -> Checkpoint:
+    def end_shard(self, shard_id: str, checkpoint: Checkpoint, committed: SegmentedState,
+                  states: dict[str, StationState]) -> tuple[Checkpoint, SegmentedState]:
         """Commit a shard read to its end (closed by resharding): its final state, marked
-        ``shard_end`` so that its children may be read; returns the new checkpoint."""
-        state_key = self.checkpoints.put_state(shard_id, checkpoint.sequence_number, state_blob)
-        committed = self.checkpoints.commit(shard_id, checkpoint.sequence_number, state_key, shard_end=True,
-                                            fence=self.fence(shard_id))
-        self.submit(self.discard, checkpoint.state_key)
-        return committed
+        ``shard_end`` so that its children may be read; returns the new checkpoint and state."""
+        plan = committed.plan(states, (), *self.checkpoints.state_keys(shard_id, checkpoint.sequence_number))
+        for key, blob in plan.uploads.items():
+            self.checkpoints.put_object(key, blob)
+        new = self.checkpoints.commit(shard_id, checkpoint.sequence_number, plan.state.key, shard_end=True,
+                                      fence=self.fence(shard_id), written=list(plan.uploads))
+        for key in plan.replaced:
+            self.submit(self.discard, key)
+        return new, plan.state

@@ -32,6 +32,7 @@ from consumer.telemetry import Telemetry
 from core.config import Settings
 from core.processing import RawRecord, StationState, process_batches
 from core.state_codec import StateSnapshotError, dump_states, load_states
+from core.state_segments import SegmentedState
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,9 @@ class ShardCursor:
     shard_id: str
     parent_ids: tuple[str, ...]
     checkpoint: Checkpoint
-    committed_blob: bytes | None
+    #: The stations as the checkpoint names them (what a failed batch rolls back to); None
+    #: until the shard is first read when it was never committed.
+    committed: SegmentedState | None
     #: None until the shard is first read: a new child shard inherits its parents' final state.
     states: dict[str, StationState] | None = None
     iterator: str | None = None
@@ -143,10 +146,10 @@ class Consumer:
 
     def _open(self, shard_id: str, parents: tuple[str, ...]) -> ShardCursor:
         checkpoint = self.checkpoints.get(shard_id)
-        blob = self.checkpoints.load_state_blob(checkpoint)
-        cursor = ShardCursor(shard_id, parents, checkpoint, blob, None, finished=checkpoint.shard_end)
+        cursor = ShardCursor(shard_id, parents, checkpoint, None, None, finished=checkpoint.shard_end)
         try:
-            cursor.states = load_states(blob) if blob else None
+            cursor.committed = self.checkpoints.load_state(checkpoint)
+            cursor.states = cursor.committed.states() if cursor.committed is not None else None
         except StateSnapshotError as exc:
             self._stop(cursor, exc)
             return cursor
@@ -165,9 +168,9 @@ class Consumer:
         merged: dict[str, StationState] = {}
         for parent_id in cursor.parent_ids:
             parent = self.cursors.get(parent_id)
-            blob = parent.committed_blob if parent is not None else self.checkpoints.load_state_blob(
+            stored = parent.committed if parent is not None else self.checkpoints.load_state(
                 self.checkpoints.get(parent_id))
-            for station, state in load_states(blob or self.seed()).items():
+            for station, state in (stored.states() if stored is not None else load_states(self.seed())).items():
                 known = merged.get(station)
                 if known is None or (state.history.last_hour or -1) > (known.history.last_hour or -1):
                     merged[station] = state
@@ -259,8 +262,8 @@ class Consumer:
         """This shard's batch for this round; None if reading failed (already handled)."""
         try:
             if cursor.states is None:
-                cursor.committed_blob = self._initial_state(cursor)
-                cursor.states = load_states(cursor.committed_blob)
+                cursor.committed = SegmentedState.unstored(self._initial_state(cursor))
+                cursor.states = cursor.committed.states()
             checkpoint = cursor.checkpoint
             if checkpoint.pending_until is not None:
                 # Exactly the range a crashed predecessor was writing, from the committed state;
@@ -324,7 +327,7 @@ class Consumer:
         batch, outcome = result.batch, result.outcome
         for letter in outcome.dead_letters:
             log.warning("dead letter %s/%s: %s", letter.shard_id, letter.sequence_number, letter.message[:300])
-        batch.cursor.committed_blob = result.state_blob
+        batch.cursor.committed = result.state
         self.stats.records += len(batch.records)
         self.stats.rows += len(outcome.rows)
         self.stats.dead_letters += len(outcome.dead_letters)
@@ -337,7 +340,8 @@ class Consumer:
         return len(batch.records)
 
     def _finish(self, cursor: ShardCursor) -> None:
-        cursor.checkpoint = self.commit.end_shard(cursor.shard_id, cursor.checkpoint, cursor.committed_blob)
+        cursor.checkpoint, cursor.committed = self.commit.end_shard(cursor.shard_id, cursor.checkpoint,
+                                                                    cursor.committed, cursor.states)
         cursor.finished = True
         log.info("shard %s: read to its end (closed after resharding)", cursor.shard_id)
 
@@ -364,7 +368,7 @@ class Consumer:
         # Roll the in-memory state back to the last commit: the batch will be read again.
         self.stats.failures += 1
         self.telemetry.failed(cursor.shard_id)
-        cursor.states = load_states(cursor.committed_blob) if cursor.committed_blob else None
+        cursor.states = cursor.committed.states() if cursor.committed is not None else None
         cursor.iterator = None
         cursor.prefetched = None
         log.error("shard %s: batch failed, will retry from the checkpoint: %s: %s", cursor.shard_id, type(exc).__name__, exc)

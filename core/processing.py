@@ -114,6 +114,9 @@ class BatchOutcome:
     rows: list[dict[str, object]]
     dead_letters: list[DeadLetter]
     drift_events: list[DriftEvent] = field(default_factory=list)
+    #: The stations whose state the batch may have changed (every station a record decoded
+    #: for, accepted or not): the ones a commit has to store again.
+    stations: frozenset[str] = frozenset()
 
 
 def process_batch(
@@ -149,30 +152,34 @@ def process_batches(
     ([2, 4], 1)
     """
     prepared = [_prepare(records, states) for records, states in batches]
-    features = [f for accepted, _ in prepared for _, _, f in accepted]
+    features = [f for accepted, _, _ in prepared for _, _, f in accepted]
     if features and predictor is not None:
         predictions: list[float | None] = [float(p) for p in predictor.predict(to_frame(features))]
         version = predictor.version
     else:
         predictions, version = [None] * len(features), None
     outcomes, start = [], 0
-    for (accepted, dead), (_, states) in zip(prepared, batches, strict=True):
+    for (accepted, dead, touched), (_, states) in zip(prepared, batches, strict=True):
         rows, events = _learn(accepted, states, predictions[start : start + len(accepted)], version, processed_at)
         start += len(accepted)
-        outcomes.append(BatchOutcome(rows=rows, dead_letters=dead, drift_events=events))
+        outcomes.append(BatchOutcome(rows=rows, dead_letters=dead, drift_events=events, stations=touched))
     return outcomes
 
 
 _Accepted = list[tuple[RawRecord, TrafficRecord, dict[str, float]]]
 
 
-def _prepare(records: Sequence[RawRecord], states: dict[str, StationState]) -> tuple[_Accepted, list[DeadLetter]]:
-    """Decode, validate and featurize in sequence order; the histories advance as records are accepted."""
+def _prepare(records: Sequence[RawRecord],
+             states: dict[str, StationState]) -> tuple[_Accepted, list[DeadLetter], frozenset[str]]:
+    """Decode, validate and featurize in sequence order; the histories advance as records are
+    accepted. Also returns the stations a record decoded for."""
     accepted: _Accepted = []
     dead: list[DeadLetter] = []
+    touched: set[str] = set()
     for raw in records:
         try:
             record = decode(raw.data)
+            touched.add(record.station_id)
             state = states.get(record.station_id)
             if state is None:
                 state = states[record.station_id] = StationState()
@@ -183,7 +190,7 @@ def _prepare(records: Sequence[RawRecord], states: dict[str, StationState]) -> t
         features = state.history.features(record)
         state.history.observe(record)
         accepted.append((raw, record, features))
-    return accepted, dead
+    return accepted, dead, frozenset(touched)
 
 
 def _learn(

@@ -62,8 +62,40 @@ _TEXT_ERRORS = (RecursionError, ValueError)
 
 def dump_states(states: dict[str, StationState]) -> bytes:
     """The stations' states as a snapshot of the current :data:`VERSION`."""
-    stations = {station: state.to_snapshot() for station, state in states.items()}
-    return encode({"format": FORMAT, "version": VERSION, "stations": stations})
+    return join({station: dump_station(state) for station, state in states.items()})
+
+
+def dump_station(state: StationState) -> bytes:
+    """One station's state as the part of a snapshot's second line that is its value.
+
+    A shard's stations are stored in segments (:mod:`core.state_segments`) that hold the
+    stations a batch changed: these parts are what a segment is joined from, and what the
+    consumer keeps of its committed stations to roll back to.
+    """
+    return json.dumps(state.to_snapshot(), separators=(",", ":")).encode("utf-8")
+
+
+def join(stations: dict[str, bytes]) -> bytes:
+    """A snapshot of the current :data:`VERSION` from :func:`dump_station`'s parts: the same
+    bytes as :func:`dump_states` of those stations.
+
+    >>> from core.processing import StationState
+    >>> join({"301": dump_station(StationState())}) == dump_states({"301": StationState()})
+    True
+    """
+    body = b"{" + b",".join(json.dumps(station).encode("utf-8") + b":" + part for station, part in stations.items()) + b"}"
+    return _with_header(body)
+
+
+def split(blob: bytes) -> dict[str, bytes]:
+    """Each station's part of a snapshot of any known version, as :func:`dump_station` of
+    its state at the current version gives it."""
+    return {station: dump_station(state) for station, state in load_states(blob).items()}
+
+
+def load_station(part: bytes) -> StationState:
+    """The state of one :func:`dump_station` part."""
+    return load_states(join({"_": part}))["_"]
 
 
 def load_states(blob: bytes) -> dict[str, StationState]:
@@ -82,7 +114,11 @@ def encode(document: dict) -> bytes:
     """A snapshot document (``format``, ``version``, ``stations``) as stored; the same document
     gives the same bytes."""
     body = json.dumps(document["stations"], separators=(",", ":")).encode("utf-8")
-    header = {"format": document["format"], "version": document["version"], "crc32": zlib.crc32(body)}
+    return _with_header(body, document["version"], document["format"])
+
+
+def _with_header(body: bytes, version: int = VERSION, format: str = FORMAT) -> bytes:
+    header = {"format": format, "version": version, "crc32": zlib.crc32(body)}
     return json.dumps(header, separators=(",", ":")).encode("utf-8") + b"\n" + body
 
 

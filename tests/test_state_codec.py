@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from consumer.checkpoints import EMPTY, Checkpoint, CheckpointStore
 from core import dataset, state_codec, synthetic
 from core.drift import ErrorDrift
 from core.intervals import ConformalBand
@@ -382,31 +383,27 @@ class FakeKinesis:
         return {"Records": batch, "NextShardIterator": f"{shard}|{int(start) + len(batch)}", "MillisBehindLatest": 0}
 
 
-class FakeCheckpoints:
-    """:class:`consumer.checkpoints.CheckpointStore`'s methods over dicts."""
+class FakeCheckpoints(CheckpointStore):
+    """:class:`consumer.checkpoints.CheckpointStore` over dicts: its reads of manifests and
+    segments as they are, its writes to DynamoDB and S3 replaced."""
 
     def __init__(self, checkpoints: dict, objects: dict[str, bytes]) -> None:
+        super().__init__(None, None, "table", "bucket", "app")
         self.checkpoints, self.objects, self.writes = checkpoints, objects, []
 
     def get(self, shard_id):
-        from consumer.checkpoints import EMPTY
-
         return self.checkpoints.get(shard_id, EMPTY)
 
-    def load_state_blob(self, checkpoint):
-        return None if checkpoint.state_key is None else self.objects[checkpoint.state_key]
+    def read_object(self, key):
+        return self.objects[key]
 
     def begin(self, shard_id, pending_until, fence=None):
         self.writes.append(("begin", shard_id))
 
-    def put_state(self, shard_id, sequence_number, blob):
-        key = f"state/{shard_id}/{sequence_number}{state_codec.SUFFIX}"
+    def put_object(self, key, blob):
         self.objects[key] = blob
-        return key
 
-    def commit(self, shard_id, sequence_number, state_key, shard_end=False, fence=None):
-        from consumer.checkpoints import Checkpoint
-
+    def commit(self, shard_id, sequence_number, state_key, shard_end=False, fence=None, written=()):
         self.writes.append(("commit", shard_id))
         self.checkpoints[shard_id] = Checkpoint(sequence_number, None, state_key, shard_end)
         return self.checkpoints[shard_id]
@@ -448,7 +445,6 @@ def run_consumer(checkpoints: FakeCheckpoints, results: FakeResults, kinesis: Fa
 
 
 def test_the_consumer_stops_only_the_shard_whose_state_is_tampered_and_leaves_its_checkpoint(caplog):
-    from consumer.checkpoints import Checkpoint
 
     tampered = dump_states({"301": StationState()})[:-9]
     bad = Checkpoint("00000000000000000002", None, "state/a/2.jsonl", False)

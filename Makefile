@@ -18,7 +18,7 @@ EMBEDDED := AWS_ENDPOINT_URL=http://127.0.0.1:$(EMULATOR_PORT) AWS_ACCESS_KEY_ID
 	AWS_SECRET_ACCESS_KEY=embedded AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 \
 	MLFLOW_TRACKING_URI=http://127.0.0.1:$(MLFLOW_PORT)
 
-.PHONY: env demo up down replay prometheus test test-fast watch api compare bench-accuracy bench-throughput bench-selection bench-drift bench-api lock
+.PHONY: env demo up down replay prometheus test test-fast watch api compare bench-accuracy bench-throughput bench-selection bench-drift bench-api lock lambda-env
 
 env: $(VENV)/.synced
 $(VENV)/.synced: Pipfile.lock
@@ -29,6 +29,15 @@ $(VENV)/.synced: Pipfile.lock
 lock:
 	$(PYTHON) -m pipenv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet pipenv
 	PIPENV_VENV_IN_PROJECT=1 $(PYTHON) -m pipenv lock
+	PIPENV_PIPFILE=lambda/Pipfile $(PYTHON) -m pipenv lock
+
+# The Lambda image's dependencies alone (the Dockerfile's lambda target) in lambda/.venv: the
+# tests run the handler there, with nothing else installed.
+lambda-env: lambda/.venv/.synced
+lambda/.venv/.synced: lambda/Pipfile.lock
+	$(PYTHON) -m pipenv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet pipenv
+	PIPENV_PIPFILE=lambda/Pipfile PIPENV_VENV_IN_PROJECT=1 PIPENV_YES=1 $(PYTHON) -m pipenv sync
+	touch $@
 
 up: env
 	$(PY) -m infra.emulator up --port $(EMULATOR_PORT) --tracking-port $(MLFLOW_PORT)

@@ -11,8 +11,8 @@ third of a period), the workers starting at random moments of the first period a
 ticking in a random order each step. Nothing sleeps: a period of the simulation costs what
 its DynamoDB calls cost.
 
-After each tick the worker writes a checkpoint to every shard it holds, conditional on
-its fence as the consumer's are, and every successful write is checked: no lease epoch
+At every step each worker writes a checkpoint to every shard it holds (a batch), conditional
+on its fence as the consumer's are, and every successful write is checked: no lease epoch
 (a shard's counter) is ever written under by two workers. A worker whose lease was taken
 keeps believing it holds it until its next renewal; its writes in between are refused by
 the condition, and counted. Measured: lease periods until balanced (every shard held by a live
@@ -106,7 +106,8 @@ class Fleet:
         return self.now / self.period
 
     def step(self) -> None:
-        """Move time one step; every started live worker that is due ticks, in a random order."""
+        """Move time one step; every started live worker, in a random order, ticks if it is due
+        and writes to its shards."""
         self.now += self.period / STEPS_PER_PERIOD
         self.steps += 1
         order = sorted(name for name in self.alive if self.starts[name] <= self.now)
@@ -115,7 +116,7 @@ class Fleet:
             coordinator = self.coordinators[name]
             if coordinator.due():
                 coordinator.tick(self.shards)
-                self.write(name)
+            self.write(name)
 
     def write(self, name: str) -> None:
         """``name`` writes a checkpoint to every shard its fence allows, conditional on the
@@ -213,12 +214,13 @@ def main(argv: list[str] | None = None) -> None:
                        "TRAFFIC_HOME": str(workdir)})
     try:
         settings = Settings.from_env()
-        Provisioner(settings).create_table(settings.checkpoint_table)
         rows = []
         sizes = [int(w) for w in args.workers.split(",")]
         for workers in sizes:
-            fleet = Fleet(lambda: aws.clients(settings, "dynamodb")[0], settings.checkpoint_table,
-                          args.shards, workers, seed=args.seed)
+            # A table of its own: a Scan reads every item of its table, other fleets' included.
+            table = f"{settings.checkpoint_table}-{workers}"
+            Provisioner(settings).create_table(table)
+            fleet = Fleet(lambda: aws.clients(settings, "dynamodb")[0], table, args.shards, workers, seed=args.seed)
             cold = fleet.run_until_balanced(max_periods=60)
             mean, most, scanned = fleet.calls_per_period(args.steady_periods)
             row = {"workers": workers, "cold": cold, "mean": mean, "most": most, "scanned": scanned}

@@ -1,8 +1,8 @@
 """Deploy the serverless path: the consumer as a Lambda function behind a Kinesis mapping.
 
 ``python -m infra.lambda_deploy --image-uri <ECR image>`` (real AWS: the image is the
-compose Dockerfile's, with the Lambda runtime interface client as entry point, since the
-dependencies are too large for a zip) or ``--zip`` (the project's code only: for a
+Dockerfile's ``lambda`` target, ``docker build --target lambda``, with the Lambda runtime
+interface client as entry point, since the dependencies are too large for a zip) or ``--zip`` (the project's code only: for a
 runtime that has the dependencies in a layer, and for the emulator). Idempotent: a second
 run updates what exists.
 

@@ -120,15 +120,14 @@ def main(argv: list[str] | None = None) -> int:
 @contextmanager
 def embedded_stack(trigger: str) -> Iterator[Path]:
     """A fresh moto server, MLflow store and home for one run, the drift trigger as ``trigger`` says."""
-    from infra.emulator import free_port, start
+    from infra.emulator import client_environment, free_port, start
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-accuracy-"))
     port = free_port()
     emulator = start(port, workdir / "moto.log")
     saved = dict(os.environ)
     os.environ.update({
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1", "TRAFFIC_HOME": str(workdir),
+        **client_environment(port), "TRAFFIC_HOME": str(workdir),
         "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}",
         "TRAFFIC_DRIFT_RETRAIN": "1" if trigger == "drift" else "0",
     })

@@ -202,16 +202,14 @@ def main(argv: list[str] | None = None) -> None:
 
     from adapters import aws
     from core.config import Settings
-    from infra.emulator import free_port, start
+    from infra.emulator import client_environment, free_port, start
     from infra.provision import Provisioner
     from infra.server_process import stop
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-leases-"))
     port = free_port()
     emulator = start(port, workdir / "moto.log")
-    os.environ.update({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "bench",
-                       "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
-                       "TRAFFIC_HOME": str(workdir)})
+    os.environ.update({**client_environment(port), "TRAFFIC_HOME": str(workdir)})
     try:
         settings = Settings.from_env()
         rows = []

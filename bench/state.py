@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
             rows.append((count, 1 if kind == "one" else count, statistics.mean(s[0] for s in samples),
                          statistics.mean(s[1] for s in samples), statistics.mean(s[3] for s in samples),
                          statistics.mean(s[2] for s in samples), station_bytes))
-        print(rows[-2], rows[-1], flush=True)
+        print(f"{count} stations: done", flush=True)
     print()
     print(describe())
     print(f"synthetic stations after {args.days} days; {args.batches} batches of each kind; bytes are means per batch\n")

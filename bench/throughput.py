@@ -8,8 +8,10 @@
 3. the producer: PutRecords in 500-record calls, same shard counts;
 4. latency from PutRecords to the prediction visible in S3 at a steady 100 records/s, with
    the consumer as its own process, and that process's peak RSS;
-5. two consumer processes sharing 4 shards by lease against one, from a filled stream, and
-   their peak RSS working through that backlog.
+5. consumer processes (``--workers``, 1, 2 and 4) sharing 8 shards by lease, from a filled
+   stream of 128 stations: their CPU seconds per 1,000 records and the scaling efficiency,
+   the wall-clock rates, and their peak RSS working through that backlog
+   (``--only-workers`` runs this part alone).
 
 Records are synthetic (32 synthetic stations, so partition keys spread over the shards).
 """
@@ -347,10 +349,12 @@ def register_champion(model, tracking_uri: str) -> None:
 
 
 def bench_workers(records, shards: int, workers: int, workdir: Path, emulator_pid: int,
-                  tracking_uri: str, memory: MemoryPeak) -> tuple[float, dict[str, float]]:
-    """Records/s of ``workers`` consumer processes sharing ``shards`` through leases and the
-    cores each process used meanwhile (CPU seconds per wall second); ``memory`` takes in the
-    largest peaks among them: a consumer working through a backlog in full batches.
+                  tracking_uri: str, memory: MemoryPeak) -> tuple[float, dict[str, float], float]:
+    """Records/s of ``workers`` consumer processes sharing ``shards`` through leases, the
+    cores each process used meanwhile (CPU seconds per wall second), and the workers' CPU
+    seconds per 1,000 records (from /proc: the emulator's and the benchmark's own excluded);
+    ``memory`` takes in the largest peaks among them: a consumer working through a backlog
+    in full batches.
 
     The stream is filled first, so the producer is not what is measured, and the clock runs
     from the moment every worker holds a lease to the moment the last record is checkpointed
@@ -412,11 +416,14 @@ def bench_workers(records, shards: int, workers: int, workdir: Path, emulator_pi
                 memory.sample(process.pid)
             time.sleep(0.25)
         wall = time.perf_counter() - started
-        shares = {name: (cpu_seconds(pid) - cpu_before[name]) / wall for name, pid in pids.items()}
+        used = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+        shares = {name: seconds / wall for name, seconds in used.items()}
         shares["benchmark"] = (sum(os.times()[:2]) - own_before) / wall
         for process in processes:
             memory.sample(process.pid)
-        return (len(records) - done_before) / wall, shares
+        measured = len(records) - done_before
+        workers_cpu = sum(seconds for name, seconds in used.items() if name.startswith("worker"))
+        return measured / wall, shares, 1000 * workers_cpu / measured
     finally:
         for process in processes:
             process.terminate()
@@ -431,7 +438,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shards", default="1,4,16")
     parser.add_argument("--pipeline-max", type=int, default=50000, help="largest record count sent through moto")
     parser.add_argument("--latency-seconds", type=float, default=30.0)
-    parser.add_argument("--workers-records", type=int, default=100000, help="records for the 1-vs-2 workers run")
+    parser.add_argument("--workers-records", type=int, default=100000, help="records for the workers runs")
+    parser.add_argument("--workers", default="1,2,4", help="worker processes sharing the shards by lease")
+    parser.add_argument("--workers-shards", type=int, default=8)
+    parser.add_argument("--only-workers", action="store_true", help="run the workers axis alone")
     parser.add_argument("--call-sizes", default="500,2000,10000",
                         help="rows per batch-model call (and records per core batch) to compare")
     args = parser.parse_args(argv)
@@ -440,13 +450,11 @@ def main(argv: list[str] | None = None) -> int:
     call_sizes = [int(s) for s in args.call_sizes.split(",")]
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
-    from infra.emulator import free_port, start
+    from infra.emulator import client_environment, free_port, start
 
     port = free_port()
     emulator = start(port, workdir / "moto.log")
-    os.environ.update({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "bench",
-                       "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
-                       "TRAFFIC_HOME": str(workdir)})
+    os.environ.update({**client_environment(port), "TRAFFIC_HOME": str(workdir)})
     from core.batch_model import serve_single_threaded
     from core.config import Settings
 
@@ -457,79 +465,95 @@ def main(argv: list[str] | None = None) -> int:
     serve_single_threaded()  # as the consumer process does
     lines = []
     stack = ExitStack()
+    worker_counts = [int(w) for w in args.workers.split(",")]
+    stages, latencies, rss, in_process_rss = {}, [], None, None
     try:
-        records = synthetic(max(sizes))
+        records = synthetic(max(sizes)) if not args.only_workers else None
         model = fitted_model(trees)
         # The benchmark's own 200,000 records are long-lived: keep the garbage collector from
         # walking them during the timings (a full collection cost 0.7 s inside one stage).
         gc.collect()
         gc.freeze()
-        stages = bench_stages(records[: min(sizes)], model, call_sizes, trees)
-        print("\n".join(f"{name}: {us:.1f} us/record" for name, us in stages.items()), flush=True)
         lines.append("| stage | shards | records | records/s |")
         lines.append("|---|---:|---:|---:|")
-        for size in sizes:
-            lines.append(f"| core (decode+features+batch+online), batches of {group:,} | - | {size:,} | "
-                         f"{bench_core(records[:size], model, group):,.0f} |")
-            print(lines[-1], flush=True)
-        for other in (n for n in call_sizes if n != group):
-            lines.append(f"| core (decode+features+batch+online), batches of {other:,} | - | {min(sizes):,} | "
-                         f"{bench_core(records[:min(sizes)], model, other):,.0f} |")
-            print(lines[-1], flush=True)
+        if not args.only_workers:
+            stages = bench_stages(records[: min(sizes)], model, call_sizes, trees)
+            print("\n".join(f"{name}: {us:.1f} us/record" for name, us in stages.items()), flush=True)
+            for size in sizes:
+                lines.append(f"| core (decode+features+batch+online), batches of {group:,} | - | {size:,} | "
+                             f"{bench_core(records[:size], model, group):,.0f} |")
+                print(lines[-1], flush=True)
+            for other in (n for n in call_sizes if n != group):
+                lines.append(f"| core (decode+features+batch+online), batches of {other:,} | - | {min(sizes):,} | "
+                             f"{bench_core(records[:min(sizes)], model, other):,.0f} |")
+                print(lines[-1], flush=True)
         # The consumer processes below serve this model from the registry, as in production.
         tracking_uri = stack.enter_context(tracking_server(workdir, os.environ["AWS_ENDPOINT_URL"]))
         register_champion(model, tracking_uri)
-        sqlite_uri = f"sqlite:///{workdir / 'mlflow.db'}"
-        register_champion(model, sqlite_uri)
-        in_process_rss = startup_rss(workdir, sqlite_uri)
-        # Latency first, while the emulator is fresh: after the runs below moto has held
-        # hundreds of thousands of records and its own pauses would be measured instead.
-        latencies, rss = bench_latency(records, args.latency_seconds, 100.0, workdir, tracking_uri)
-        for shards in shard_counts:
-            for size in (s for s in sizes if s <= args.pipeline_max):
-                producer_rate, consumer_rate = bench_pipeline(records[:size], model, shards)
-                lines.append(f"| producer (PutRecords) | {shards} | {size:,} | {producer_rate:,.0f} |")
-                lines.append(f"| consumer end to end (moto) | {shards} | {size:,} | {consumer_rate:,.0f} |")
-                print("\n".join(lines[-2:]), flush=True)
-        worker_rates, worker_cpu, worker_memory = {}, {}, MemoryPeak()
+        if not args.only_workers:
+            sqlite_uri = f"sqlite:///{workdir / 'mlflow.db'}"
+            register_champion(model, sqlite_uri)
+            in_process_rss = startup_rss(workdir, sqlite_uri)
+            # Latency first, while the emulator is fresh: after the runs below moto has held
+            # hundreds of thousands of records and its own pauses would be measured instead.
+            latencies, rss = bench_latency(records, args.latency_seconds, 100.0, workdir, tracking_uri)
+            for shards in shard_counts:
+                for size in (s for s in sizes if s <= args.pipeline_max):
+                    producer_rate, consumer_rate = bench_pipeline(records[:size], model, shards)
+                    lines.append(f"| producer (PutRecords) | {shards} | {size:,} | {producer_rate:,.0f} |")
+                    lines.append(f"| consumer end to end (moto) | {shards} | {size:,} | {consumer_rate:,.0f} |")
+                    print("\n".join(lines[-2:]), flush=True)
+        worker_rates, worker_cpu, worker_cost, worker_memory = {}, {}, {}, MemoryPeak()
         # 128 stations: Kinesis hashes partition keys to shards, and 32 keys land 2/9/10/11 on
         # 4 shards, so two workers would split the work 13/19 at best, whatever the leases do.
         spread = synthetic(args.workers_records, stations=128)
-        for workers in (1, 2):
-            worker_rates[workers], worker_cpu[workers] = bench_workers(
-                spread, 4, workers, workdir, emulator.pid, tracking_uri, worker_memory)
-            lines.append(f"| consumer processes sharing 4 shards by lease (128 stations) | {workers} worker(s) | "
-                         f"{args.workers_records:,} | {worker_rates[workers]:,.0f} |")
+        for workers in worker_counts:
+            worker_rates[workers], worker_cpu[workers], worker_cost[workers] = bench_workers(
+                spread, args.workers_shards, workers, workdir, emulator.pid, tracking_uri, worker_memory)
+            lines.append(f"| consumer processes sharing {args.workers_shards} shards by lease (128 stations) | "
+                         f"{workers} worker(s) | {args.workers_records:,} | {worker_rates[workers]:,.0f} |")
             print(lines[-1], flush=True)
     finally:
         stack.close()
         emulator.terminate()
-    ms = sorted(x * 1000 for x in latencies)
-    p50, p99 = statistics.median(ms), ms[int(0.99 * (len(ms) - 1))]
     print()
     print(describe())
-    print("\ncore stages, each timed alone on the same records:\n")
-    print("| stage | µs/record |\n|---|---:|")
-    print("\n".join(f"| {name} | {us:.1f} |" for name, us in stages.items()))
+    if stages:
+        print("\ncore stages, each timed alone on the same records:\n")
+        print("| stage | µs/record |\n|---|---:|")
+        print("\n".join(f"| {name} | {us:.1f} |" for name, us in stages.items()))
     print()
     print("\n".join(lines))
-    print("\ncores used during the workers runs (CPU seconds per wall second; the machine has "
-          f"{os.cpu_count()}):\n")
-    print("| workers | " + " | ".join(worker_cpu[2]) + " | total |")
-    print("|---|" + "---:|" * (len(worker_cpu[2]) + 1))
+    first = worker_counts[0]
+    print(f"\nscaling by CPU accounting: {args.workers_records:,} records of 128 stations on {args.workers_shards} "
+          "shards; the workers' own CPU seconds (user + system, /proc) per 1,000 records, the emulator's and the "
+          f"benchmark's excluded; efficiency = cost({first}) / cost(N); wall-clock rates on {os.cpu_count()} cores "
+          "shared with the emulator:\n")
+    print("| workers | worker CPU s / 1,000 records | efficiency | records/s (wall) | wall ratio |")
+    print("|---:|---:|---:|---:|---:|")
+    for workers in worker_counts:
+        print(f"| {workers} | {worker_cost[workers]:.3f} | {worker_cost[first] / worker_cost[workers]:.2f} | "
+              f"{worker_rates[workers]:,.0f} | {worker_rates[workers] / worker_rates[first]:.2f}x |")
+    names = list(worker_cpu[worker_counts[-1]])
+    print(f"\ncores used during the workers runs (CPU seconds per wall second; the machine has {os.cpu_count()}):\n")
+    print("| workers | " + " | ".join(names) + " | total |")
+    print("|---|" + "---:|" * (len(names) + 1))
     for workers, shares in worker_cpu.items():
-        print(f"| {workers} | " + " | ".join(f"{shares[name]:.2f}" if name in shares else "-" for name in worker_cpu[2])
+        print(f"| {workers} | " + " | ".join(f"{shares[name]:.2f}" if name in shares else "-" for name in names)
               + f" | {sum(shares.values()):.2f} |")
-    print(f"\nlatency put -> prediction visible in S3 at 100 records/s over {len(ms):,} records: "
-          f"p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {ms[-1]:.0f} ms")
+    if latencies:
+        ms = sorted(x * 1000 for x in latencies)
+        p50, p99 = statistics.median(ms), ms[int(0.99 * (len(ms) - 1))]
+        print(f"\nlatency put -> prediction visible in S3 at 100 records/s over {len(ms):,} records: "
+              f"p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {ms[-1]:.0f} ms")
     print("consumer peak RSS (VmHWM), with the largest anonymous and file-backed parts sampled (RssAnon, RssFile):")
-    print(f"- {rss} over the latency run, with the registry behind an MLflow server (as docker-compose, the "
-          "embedded stack and AWS run it)")
-    print(f"- {in_process_rss} up to serving the champion with MLflow's SQLite store in the process "
-          "(MLFLOW_TRACKING_URI=sqlite:///..., as in the tests)")
+    if rss is not None:
+        print(f"- {rss} over the latency run, with the registry behind an MLflow server (as docker-compose, the "
+              "embedded stack and AWS run it)")
+        print(f"- {in_process_rss} up to serving the champion with MLflow's SQLite store in the process "
+              "(MLFLOW_TRACKING_URI=sqlite:///..., as in the tests)")
     print(f"- {worker_memory} working through a backlog in batches of "
           f"{group:,} (the workers runs, 128 stations)")
-    print(f"2 workers / 1 worker: {worker_rates[2] / worker_rates[1]:.2f}x")
     return 0
 
 

@@ -25,6 +25,17 @@ DEFAULT_PORT = 5050
 DEFAULT_TRACKING_PORT = 5001
 
 
+def client_environment(port: int) -> dict[str, str]:
+    """What points boto3 at a moto server on 127.0.0.1:``port``: its endpoint, a region and
+    placeholder keys (any key works there; these keep real credentials from ever being sent).
+
+    >>> client_environment(5050)["AWS_ENDPOINT_URL"]
+    'http://127.0.0.1:5050'
+    """
+    return {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "embedded",
+            "AWS_SECRET_ACCESS_KEY": "embedded", "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
+
+
 def start(port: int, log_path: Path, extra_env: dict[str, str] | None = None,
           pid_file: Path | None = None) -> subprocess.Popen:
     """A moto server on 127.0.0.1:``port``, returned once it accepts connections."""

@@ -54,7 +54,7 @@ class TreeContributions:
         import shap  # heavy: only where explanations are made
 
         self.model = model
-        self.forest = FlatForest(model)
+        self.forest = FlatForest(model, keep_trees=True)
         weight = 1.0 / self.forest.n_members
         trees = [self._tree(tree, weight) for tree in self.forest.trees]
         self.explainer = shap.TreeExplainer({"trees": trees, "base_offset": float(np.mean(self.forest.baselines)),

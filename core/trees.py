@@ -137,10 +137,12 @@ class FlatForest:
     """A fitted batch model (:func:`core.batch_model.build_pipeline`) as flat arrays.
 
     Raises :class:`UnsupportedModel` for anything else (another loss link, weighted
-    members), so a caller can keep the model's own ``predict``.
+    members), so a caller can keep the model's own ``predict``. Each tree's own arrays
+    (:attr:`trees`, what SHAP is given) are kept only with ``keep_trees``: for 2 × 500 trees
+    they are 7 of the 12 MB, and predicting needs only the stacked ones.
     """
 
-    def __init__(self, model) -> None:
+    def __init__(self, model, keep_trees: bool = False) -> None:
         residual = model.steps[-1][1] if hasattr(model, "steps") else model
         average = getattr(residual, "regressor_", None)
         members = getattr(average, "estimators_", None)
@@ -168,7 +170,10 @@ class FlatForest:
                 self.trees.append(self._tree(predictor, order, categories, known, f_idx_map, index))
             self.baselines.append(float(np.ravel(member._baseline_prediction)[0]))
         self.n_columns = self.n_features + len(self._split_columns)
+        self.n_nodes = sum(len(tree.value) for tree in self.trees)
         self._stack()
+        if not keep_trees:
+            self.trees = []
 
     def _tree(self, predictor, order, categories, known, f_idx_map, member) -> Tree:
         nodes = predictor.nodes

@@ -5,7 +5,7 @@ shard: those one batch changed, plus any it moved out of a mostly superseded seg
 **manifest** names, for every station of the shard, the segment holding its committed
 state; the shard's checkpoint names the manifest. A batch uploads one segment and one
 manifest, so the bytes it writes grow with the stations it touched (a manifest costs
-about 90 bytes a station, against about 40 KB for a station's state), not with every
+about 20 bytes a station, against about 47 KB for a station's state), not with every
 station on the shard. Segments and manifests are never overwritten: each upload has a key
 of its own, and what a commit replaced is deleted after it (the commit protocol,
 :mod:`consumer.commit`).

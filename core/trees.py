@@ -143,6 +143,8 @@ class FlatForest:
     """
 
     def __init__(self, model, keep_trees: bool = False) -> None:
+        if len(getattr(model, "steps", ())) > 1:
+            raise UnsupportedModel("a pipeline with steps before the trees")
         residual = model.steps[-1][1] if hasattr(model, "steps") else model
         average = getattr(residual, "regressor_", None)
         members = getattr(average, "estimators_", None)

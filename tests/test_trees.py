@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
 
 from core import batch_model, dataset, synthetic
 from core.features import FEATURE_COLUMNS, training_frame
@@ -61,3 +62,6 @@ def test_a_model_it_cannot_reproduce_is_refused(frame):
     X, y = frame
     with pytest.raises(UnsupportedModel):
         FlatForest(Pipeline([("regress", LinearRegression())]).fit(X.fillna(0), y))
+    fitted = batch_model.build_pipeline(max_iter=5).fit(X, y)
+    with pytest.raises(UnsupportedModel, match="steps before"):  # its walk would skip the scaling
+        FlatForest(Pipeline([("scale", StandardScaler()), *fitted.steps]).fit(X, y))

@@ -90,21 +90,29 @@ class _Indicators:
         self.splits: list[_Split] = []
         #: Where each split's indicator goes among the augmented columns.
         self.positions: list[int] = []
+        self._table: np.ndarray | None = None
 
     def add(self, split: _Split, position: int) -> None:
         self.splits.append(split)
         self.positions.append(position)
-        codes = np.arange(len(self.categories))
-        self._table = np.vstack([np.column_stack([s.indicator(codes) for s in self.splits]),
-                                 np.full((1, len(self.splits)), np.nan)])
+        self._table = None
+
+    @property
+    def table(self) -> np.ndarray:
+        """Per category code (and a last row for unseen ones), every split's indicator."""
+        if self._table is None:
+            codes = np.arange(len(self.categories))
+            self._table = np.vstack([np.column_stack([s.indicator(codes) for s in self.splits]),
+                                     np.full((1, len(self.splits)), np.nan)])
+        return self._table
 
     def values(self, X: np.ndarray) -> np.ndarray:
         raw = X[:, self.column]
         unseen = len(self.categories)
         if not unseen:
-            return self._table[np.full(len(raw), 0)]
+            return self.table[np.full(len(raw), 0)]
         codes = np.minimum(np.searchsorted(self.categories, raw), unseen - 1)
-        return self._table[np.where(self.categories[codes] == raw, codes, unseen)]
+        return self.table[np.where(self.categories[codes] == raw, codes, unseen)]
 
 
 def _columns(member, n_features: int) -> tuple[np.ndarray, dict[int, np.ndarray]]:

@@ -11,6 +11,8 @@ needed, and to record the actions a component really makes (:mod:`infra.call_log
 'arn:aws:dynamodb:eu-west-1:123456789012:table/t'
 >>> resource_arn("s3", {"Bucket": "b", "Prefix": "predictions/"}, "aws", "eu-west-1", "123456789012")
 'arn:aws:s3:::b'
+>>> resource_arn("glue", {"DatabaseName": "d", "TableName": "t"}, "aws", "eu-west-1", "123456789012")
+'arn:aws:glue:eu-west-1:123456789012:table/d/t'
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ UNAUTHORIZED = {"sts:GetCallerIdentity"}
 
 
 #: The parameters that name a call's resource: all an error message or a call log repeats of a request.
-RESOURCE_PARAMS = ("StreamName", "StreamARN", "TableName", "Bucket", "Key", "Prefix")
+RESOURCE_PARAMS = ("StreamName", "StreamARN", "DatabaseName", "TableName", "Bucket", "Key", "Prefix")
 
 
 def resource_params(params: Mapping[str, object]) -> dict[str, object]:
@@ -73,4 +75,6 @@ def resource_arn(service: str, params: Mapping[str, object], partition: str, reg
             return f"arn:{partition}:kinesis:{region}:{account}:stream/{params['StreamName']}"
     if service == "dynamodb" and params.get("TableName"):
         return f"arn:{partition}:dynamodb:{region}:{account}:table/{params['TableName']}"
+    if service == "glue" and params.get("DatabaseName") and params.get("TableName"):
+        return f"arn:{partition}:glue:{region}:{account}:table/{params['DatabaseName']}/{params['TableName']}"
     return None

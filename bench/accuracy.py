@@ -191,7 +191,7 @@ def run(start: datetime, end: datetime, step: timedelta,
     rows["once_prediction"] = once.reindex(rows["event_id"]).to_numpy()
     holidays = {r.local_time.date() for r in everything if r.holiday is not None}
     rows["is_holiday"] = pd.to_datetime(rows["event_date"]).dt.date.isin(holidays)
-    rows["year"] = rows["event_date"].str[:4]
+    rows["year"] = pd.to_datetime(rows["event_date"]).dt.year.astype(str)
     rows["local_time"] = pd.to_datetime(rows["event_time"], utc=True).dt.tz_convert(STATION_TZ).dt.tz_localize(None)
     return Run(rows, retrains, store.read_drift_events(), time.monotonic() - began)
 

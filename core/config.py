@@ -30,6 +30,9 @@ ENVIRONMENT = {
     "TRAFFIC_BUCKET": "traffic-stream-predictions",
     "TRAFFIC_MLFLOW_BUCKET": "traffic-stream-mlflow",
     "TRAFFIC_CHECKPOINT_TABLE": "traffic-stream-checkpoints",
+    "TRAFFIC_GLUE_DATABASE": "traffic_stream",
+    "TRAFFIC_GLUE_TABLE": "predictions",
+    "TRAFFIC_COMPACT_GRACE_SECONDS": "3600",
     "TRAFFIC_APP_NAME": "traffic-stream-consumer",
     "TRAFFIC_EXPERIMENT": "traffic-stream",
     "TRAFFIC_MODEL_NAME": "traffic-volume-batch",
@@ -92,6 +95,12 @@ class Settings:
     bucket: str
     mlflow_bucket: str
     checkpoint_table: str
+    #: The Glue Data Catalog's database and table over the predictions (:mod:`adapters.catalog`).
+    glue_database: str
+    glue_table: str
+    #: How long what a compaction replaced stays readable after the switch (:mod:`monitor.compaction`):
+    #: longer than any read of the bucket takes.
+    compact_grace_seconds: float
     app_name: str
     experiment: str
     model_name: str
@@ -149,6 +158,9 @@ class Settings:
             bucket=get("TRAFFIC_BUCKET"),
             mlflow_bucket=get("TRAFFIC_MLFLOW_BUCKET"),
             checkpoint_table=get("TRAFFIC_CHECKPOINT_TABLE"),
+            glue_database=get("TRAFFIC_GLUE_DATABASE"),
+            glue_table=get("TRAFFIC_GLUE_TABLE"),
+            compact_grace_seconds=float(get("TRAFFIC_COMPACT_GRACE_SECONDS")),
             app_name=get("TRAFFIC_APP_NAME"),
             experiment=get("TRAFFIC_EXPERIMENT"),
             model_name=get("TRAFFIC_MODEL_NAME"),

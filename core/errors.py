@@ -37,6 +37,11 @@ class LegacyStateError(StateSnapshotError):
     """A pickled state, as stored before snapshots: ``python -m infra migrate-state`` rewrites it."""
 
 
+class ManifestError(TrafficStreamError, ValueError):
+    """A prediction month's compaction manifest that cannot be read: which of its files hold
+    the rows is unknown, so the month is not read rather than read twice or in part."""
+
+
 def exit_on(component: str, error: PermanentError) -> int:
     """Print ``error`` as the component's one last line (stderr) and return the exit code.
 

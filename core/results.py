@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 from core.schema import TrafficRecord, WeatherCondition
 
@@ -87,6 +87,22 @@ def _bounds(given: Mapping[str, float | None] | None) -> dict[str, float | None]
     return {name: given.get(name) for name in _BOUND_COLUMNS}
 
 
+def event_time_of(row: Mapping[str, object]) -> datetime:
+    """A row's event time with the UTC offset it was sent with: from the stored instant and
+    ``event_utc_offset_minutes`` (typed rows read back), or from its ISO text (the consumer's).
+
+    >>> event_time_of({"event_time": datetime(2017, 7, 1, 13, tzinfo=timezone.utc), "event_utc_offset_minutes": -300})
+    datetime.datetime(2017, 7, 1, 8, 0, tzinfo=datetime.timezone(datetime.timedelta(days=-1, seconds=68400)))
+    >>> event_time_of({"event_time": "2017-07-01T08:00:00-05:00"}).isoformat()
+    '2017-07-01T08:00:00-05:00'
+    """
+    value = row["event_time"]
+    if isinstance(value, str):
+        return datetime.fromisoformat(value)
+    offset = timezone(timedelta(minutes=int(row["event_utc_offset_minutes"])))  # type: ignore[call-overload]
+    return datetime.fromtimestamp(value.timestamp(), offset)  # type: ignore[attr-defined]
+
+
 def record_from_row(row: Mapping[str, object]) -> TrafficRecord:
     """Rebuild the input record of a result row (inverse of :func:`result_row` on its inputs)."""
     temp = row["temp"]
@@ -95,7 +111,7 @@ def record_from_row(row: Mapping[str, object]) -> TrafficRecord:
         schema_version=1,
         event_id=str(row["event_id"]),
         station_id=str(row["station_id"]),
-        event_time=datetime.fromisoformat(str(row["event_time"])),
+        event_time=event_time_of(row),
         temp=None if temp is None or temp != temp else float(temp),  # type: ignore[operator]
         rain_1h=float(row["rain_1h"]),  # type: ignore[arg-type]
         snow_1h=float(row["snow_1h"]),  # type: ignore[arg-type]

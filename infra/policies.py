@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from adapters.result_store import DEAD_LETTER_PREFIX, DRIFT_PREFIX, HISTORY_PREFIX, PREDICTIONS_PREFIX, SEED_KEY
+from adapters.result_store import (
+    COMPACTED_PREFIX, DEAD_LETTER_PREFIX, DRIFT_PREFIX, HISTORY_PREFIX, PREDICTIONS_PREFIX, SEED_KEY)
 from consumer.checkpoints import STATE_PREFIX
 
 VERSION = "2012-10-17"
@@ -32,6 +33,14 @@ class Resources:
     bucket: str
     mlflow_bucket: str
     table: str
+    database: str = "traffic_stream"
+    catalog_table: str = "predictions"
+
+    @property
+    def catalog_arns(self) -> list[str]:
+        """What a Glue partition call is authorized on: the catalog, the database and the table."""
+        base = f"arn:{self.partition}:glue:{self.region}:{self.account}"
+        return [f"{base}:catalog", f"{base}:database/{self.database}", f"{base}:table/{self.database}/{self.catalog_table}"]
 
     @property
     def stream_arn(self) -> str:
@@ -94,28 +103,43 @@ def consumer_policy(r: Resources) -> dict:
 
 
 def trainer_policy(r: Resources) -> dict:
+    """The retrainer, and ``python -m monitor compact`` (which it also runs): compaction writes
+    generations under compacted/, deletes what they replaced, and moves catalog partitions."""
+    read = (PREDICTIONS_PREFIX, COMPACTED_PREFIX, HISTORY_PREFIX, DRIFT_PREFIX)
     return _policy(
         {
             # drift/: the consumer's drift events, which bring retrains forward (training.schedule).
             "Sid": "ReadHistory",
             "Effect": "Allow",
             "Action": ["s3:GetObject"],
-            "Resource": [r.objects_arn(r.bucket, p) for p in (PREDICTIONS_PREFIX, HISTORY_PREFIX, DRIFT_PREFIX)],
+            "Resource": [r.objects_arn(r.bucket, p) for p in read],
         },
         {
-            "Sid": "SeedHistory",
+            "Sid": "WriteHistoryAndCompacted",
             "Effect": "Allow",
             "Action": ["s3:PutObject"],
-            "Resource": [r.objects_arn(r.bucket, HISTORY_PREFIX)],
+            "Resource": [r.objects_arn(r.bucket, p) for p in (HISTORY_PREFIX, COMPACTED_PREFIX)],
         },
-        _list(r, r.bucket, [PREDICTIONS_PREFIX, HISTORY_PREFIX, DRIFT_PREFIX], "ListHistory"),
+        {
+            "Sid": "DeleteCompacted",
+            "Effect": "Allow",
+            "Action": ["s3:DeleteObject"],
+            "Resource": [r.objects_arn(r.bucket, p) for p in (PREDICTIONS_PREFIX, COMPACTED_PREFIX)],
+        },
+        {
+            "Sid": "CatalogPartitions",
+            "Effect": "Allow",
+            "Action": ["glue:BatchCreatePartition", "glue:GetPartitions", "glue:UpdatePartition"],
+            "Resource": r.catalog_arns,
+        },
+        _list(r, r.bucket, list(read), "ListHistory"),
     )
 
 
 def monitor_policy(r: Resources) -> dict:
     """``python -m monitor watch|compare|reconcile|drift``: read the results, nothing else (the
     history too: ``drift`` compares the stream with the rows the champion was trained on)."""
-    prefixes = [PREDICTIONS_PREFIX, DEAD_LETTER_PREFIX, HISTORY_PREFIX]
+    prefixes = [PREDICTIONS_PREFIX, COMPACTED_PREFIX, DEAD_LETTER_PREFIX, HISTORY_PREFIX]
     return _policy(
         {
             "Sid": "ReadResults",

@@ -17,6 +17,7 @@ from pathlib import Path
 from botocore.exceptions import ClientError
 
 from adapters import aws
+from adapters.catalog import Catalog
 from core.config import Settings
 from infra.policies import POLICIES, Resources, lambda_policy
 
@@ -33,13 +34,16 @@ class Provisioner:
 
     def __post_init__(self) -> None:
         s = self.settings
-        self.kinesis, self.s3, self.dynamodb, self.iam, self.sts = aws.clients(s, "kinesis", "s3", "dynamodb", "iam", "sts")
+        self.kinesis, self.s3, self.dynamodb, self.iam, self.sts, self.glue = aws.clients(
+            s, "kinesis", "s3", "dynamodb", "iam", "sts", "glue")
+        self.catalog = Catalog(self.glue, s.glue_database, s.glue_table, s.bucket)
 
     def resources(self) -> Resources:
         identity = self.sts.get_caller_identity()
         partition = identity["Arn"].split(":")[1]
         s = self.settings
-        return Resources(partition, s.region, identity["Account"], s.stream_name, s.bucket, s.mlflow_bucket, s.checkpoint_table)
+        return Resources(partition, s.region, identity["Account"], s.stream_name, s.bucket, s.mlflow_bucket,
+                         s.checkpoint_table, s.glue_database, s.glue_table)
 
     # -- create -----------------------------------------------------------------------------
 
@@ -49,8 +53,10 @@ class Provisioner:
         for bucket in (s.bucket, s.mlflow_bucket):
             self.create_bucket(bucket)
         self.create_table(s.checkpoint_table)
+        self.catalog.ensure()
         policies = self.create_iam() if with_iam else {}
-        return {"stream": s.stream_name, "buckets": [s.bucket, s.mlflow_bucket], "table": s.checkpoint_table, "policies": policies}
+        return {"stream": s.stream_name, "buckets": [s.bucket, s.mlflow_bucket], "table": s.checkpoint_table,
+                "catalog": f"{s.glue_database}.{s.glue_table}", "policies": policies}
 
     def create_stream(self, name: str, shards: int) -> None:
         try:
@@ -232,6 +238,13 @@ class Provisioner:
         except ClientError as exc:
             if _code(exc) != "ResourceNotFoundException":
                 raise
+        for call in (lambda: self.glue.delete_table(DatabaseName=s.glue_database, Name=s.glue_table),
+                     lambda: self.glue.delete_database(Name=s.glue_database)):
+            try:
+                call()
+            except ClientError as exc:
+                if _code(exc) != "EntityNotFoundException":
+                    raise
         self._delete_iam()
 
     def _delete_bucket(self, name: str) -> None:

@@ -1,9 +1,10 @@
-"""``python -m monitor watch|compare|reconcile|drift``.
+"""``python -m monitor watch|compare|reconcile|drift|compact``.
 
     python -m monitor watch                                   # follow new prediction objects
     python -m monitor compare                                 # batch vs online table + chart, logged to MLflow
     python -m monitor reconcile --start 2017-01-01 --end 2018-09-30 [--wait 600]
     python -m monitor drift [--window-days 10]                # the champion's data drift, logged to MLflow
+    python -m monitor compact [--month 2017-01 ...]           # closed months into a few files (the trainer's identity)
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from consumer.streaming_run import RUN_TYPE_TAG
 from core import dataset
 from core.config import Settings
 from core.errors import PermanentError
+from core.results import event_time_of
 from monitor import comparison
+from monitor.compaction import compactor
 from monitor.reconcile import Reconciliation, dead_letter_event_id, reconcile
 from training.corpus import rows_to_records
 from training.jobs import TRAIN_END_TAG
@@ -46,7 +49,7 @@ def _volume(value) -> str:
 
 def watch_line(row) -> str:
     """One result row as a line under :data:`WATCH_HEADER`; a missing prediction (no champion yet) reads n/a."""
-    hour = datetime.fromisoformat(str(row.event_time)).isoformat(sep=" ", timespec="minutes")
+    hour = event_time_of(row._asdict()).isoformat(sep=" ", timespec="minutes")
     version = f"v{row.batch_model_version}" if row.batch_model_version else "-"
     return (f"{hour:<22}  {row.station_id:>7}  {row.traffic_volume:>6}  {_volume(row.served_prediction)}  "
             f"{_volume(row.batch_prediction)}  {_volume(row.online_prediction)}  {version}")
@@ -162,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
                                      "logged to MLflow")
     d.add_argument("--window-days", type=_positive, default=None,
                    help="days of stream rows to compare (default: TRAFFIC_RETRAIN_EVERY_DAYS)")
+    k = sub.add_parser("compact", help="rewrite closed months into a few files and switch readers and the catalog "
+                                       "to them")
+    k.add_argument("--month", action="append", default=None,
+                   help="compact this month (YYYY-MM) even if open or already compacted; repeatable")
     return parser
 
 
@@ -197,6 +204,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.action == "drift":
         print(drift(settings, store, args.window_days))
+        return 0
+    if args.action == "compact":
+        done = compactor(settings, store).run(args.month)
+        for month in done:
+            print(f"{month.month}: {month.objects_before} objects -> {month.files} file(s), {month.rows:,} rows, "
+                  f"generation {month.generation}")
+        print(f"compacted {len(done)} month(s)")
         return 0
     end = args.end.replace(hour=23) if args.end and args.end.time() == dtime(0) else args.end
     deadline = time.monotonic() + args.wait

@@ -18,7 +18,11 @@ def test_every_statement_names_resources_no_wildcard_service_or_account():
                 assert arn != "*"
                 assert arn.startswith(("arn:aws:kinesis:eu-west-1:123456789012:stream/events",
                                        "arn:aws:dynamodb:eu-west-1:123456789012:table/checkpoints",
-                                       "arn:aws:s3:::preds", "arn:aws:s3:::mlflow")), arn
+                                       "arn:aws:s3:::preds", "arn:aws:s3:::mlflow",
+                                       "arn:aws:glue:eu-west-1:123456789012:")), arn
+                if arn.startswith("arn:aws:glue:"):  # the catalog, its database and the predictions' table only
+                    assert arn.split(":", 5)[5] in ("catalog", "database/traffic_stream",
+                                                    "table/traffic_stream/predictions"), arn
 
 
 def test_each_component_gets_only_its_own_actions():
@@ -27,7 +31,15 @@ def test_each_component_gets_only_its_own_actions():
     assert "kinesis:PutRecords" not in actions["consumer"] | actions["trainer"]
     assert "kinesis:GetRecords" not in actions["producer"] | actions["trainer"]
     assert not any(a.startswith("dynamodb:") for a in actions["producer"] | actions["trainer"])
-    assert "s3:DeleteObject" not in actions["trainer"] | actions["producer"]
+    assert "s3:DeleteObject" not in actions["producer"]
+    assert not any(a.startswith("glue:") for c in POLICIES if c != "trainer" for a in actions[c])
+
+
+def test_only_compaction_deletes_results_and_only_what_it_replaces():
+    deletes = sorted(arn for st in statements("trainer") if "s3:DeleteObject" in st["Action"] for arn in st["Resource"])
+    assert deletes == ["arn:aws:s3:::preds/compacted/*", "arn:aws:s3:::preds/predictions/*"]
+    writes = sorted(arn for st in statements("trainer") if "s3:PutObject" in st["Action"] for arn in st["Resource"])
+    assert writes == ["arn:aws:s3:::preds/compacted/*", "arn:aws:s3:::preds/history/*"]
 
 
 def test_consumer_writes_only_its_prefixes():

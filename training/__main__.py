@@ -17,6 +17,7 @@ from adapters import aws, metrics, model_registry
 from adapters.result_store import ResultStore
 from core import dataset
 from core.config import Settings
+from monitor.compaction import compactor
 from training.jobs import Retrainer, train_initial
 
 
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
         args.follow = True
 
-    retrainer = Retrainer(settings, store)
+    retrainer = Retrainer(settings, store, compactor=compactor(settings, store))
     if not args.follow:
         outcome = retrainer.step()
         print(outcome or "no retraining due")

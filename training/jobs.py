@@ -29,6 +29,7 @@ from core.processing import RawRecord, StationState, process_batch
 from core.results import result_row
 from core.schema import STATION_TZ, TrafficRecord, encode
 from core.state_codec import dump_states
+from monitor.compaction import Compactor
 from training import fit as fitting
 from training.corpus import Corpus
 from training.schedule import CADENCE, Retrain, Schedule
@@ -125,9 +126,14 @@ class Retrainer:
     """Every ``retrain_every_days`` of event time, and early after a drift in the batch model's
     errors (:mod:`training.schedule`), retrain on all rows seen so far."""
 
-    def __init__(self, settings: Settings, store: ResultStore, metrics: TrainerMetrics | None = None) -> None:
+    def __init__(self, settings: Settings, store: ResultStore, metrics: TrainerMetrics | None = None,
+                 compactor: Compactor | None = None) -> None:
         self.settings = settings
         self.store = store
+        #: Run after each retrain and whenever the stream enters a new month (the month it left
+        #: is then closed, and the new one gets its catalog partition); None: never.
+        self.compactor = compactor
+        self._compacted_through: str | None = None
         self.corpus = Corpus(store)
         self.metrics = metrics or metric_families.trainer()
         model_registry.connect(settings)
@@ -168,6 +174,9 @@ class Retrainer:
         self.corpus.refresh()
         if self.schedule.drift:
             self.read_drift_events()
+        latest = self.corpus.latest_local_time()
+        if latest is not None and f"{latest:%Y-%m}" != self._compacted_through:
+            self.compact(f"{latest:%Y-%m}")
         due = self.due()
         if due is None:
             return None
@@ -179,7 +188,22 @@ class Retrainer:
             self.metrics.champion_version.set(float(outcome.version))
         self.last_cutoff = due.cutoff
         self.outcomes.append(outcome)
+        self.compact(self._compacted_through)
         return outcome
+
+    def compact(self, month: str | None) -> None:
+        """Compact the closed months (:mod:`monitor.compaction`). A failure is a warning and
+        is tried again at the next occasion; a permanent one (denied) stops the retrainer."""
+        if self.compactor is None:
+            return
+        try:
+            for done in self.compactor.run():
+                log.info("compacted %s: %d objects into %d file(s)", done.month, done.objects_before, done.files)
+            self._compacted_through = month
+        except Exception as exc:
+            if aws.permanent(exc) is not None:
+                raise
+            log.warning("compaction failed; trying again at the next retrain or month: %s", exc)
 
     def retrain(self, cutoff: datetime, trigger: str = CADENCE) -> RetrainOutcome:
         data = fitting.Dataset.from_records(self.corpus.records())

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from adapters import aws
+from core.results import event_time_of
 from core.schema import encode
 from infra.provision import Provisioner
 from monitor.reconcile import dead_letter_event_id, reconcile
@@ -35,8 +36,9 @@ def test_every_produced_hour_is_predicted_once(provisioned, synthetic_records):
     assert rows["online_updates"].tolist() == list(range(1, 1201))
     keys = helpers.store(settings).list_keys("predictions/")
     assert all(k.startswith("predictions/event_month=") and k.endswith(".parquet") for k in keys)
-    assert rows["event_date"].tolist() == [r.local_time.date().isoformat() for r in records]
-    assert (rows["event_date"].str[:7] == rows["event_month"]).all()  # each object holds its month only
+    assert rows["event_date"].tolist() == [r.local_time.date() for r in records]
+    assert [t.isoformat() for t in map(event_time_of, rows.to_dict("records"))] == [r.event_time.isoformat() for r in records]
+    assert (rows["event_date"].map(lambda d: d.isoformat()[:7]) == rows["event_month"]).all()  # each object its month
 
 
 def test_bad_records_are_dead_lettered_and_the_stream_goes_on(provisioned, synthetic_records):

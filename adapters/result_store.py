@@ -268,6 +268,8 @@ class ResultStore:
         if selection.superseding:
             again = set(live[live["_key"].isin(selection.superseding)]["event_id"])
             compacted = compacted[~compacted["event_id"].isin(again)]
+        if not len(live):
+            return compacted
         return pd.concat([compacted, live], ignore_index=True) if len(compacted) else live
 
     def read_prediction_objects(self, keys: Iterable[str]) -> pd.DataFrame:
@@ -298,6 +300,7 @@ class ResultStore:
             except self.s3.exceptions.NoSuchKey:
                 if attempt == attempts - 1:
                     raise
+        frames = [f for f in frames if len(f)]
         frame = pd.concat(frames, ignore_index=True) if frames else self.read_prediction_objects([])
         frame = frame.drop(columns="_key")
         return frame.sort_values(["station_id", "event_time"], kind="stable").reset_index(drop=True)

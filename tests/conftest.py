@@ -70,6 +70,7 @@ def settings(aws_env, tmp_path, monkeypatch, synthetic_csv) -> Settings:
         "TRAFFIC_BUCKET": f"predictions-{suffix}",
         "TRAFFIC_MLFLOW_BUCKET": f"mlflow-{suffix}",
         "TRAFFIC_CHECKPOINT_TABLE": f"checkpoints-{suffix}",
+        "TRAFFIC_GLUE_DATABASE": f"traffic_{suffix}",
         "TRAFFIC_RESOURCE_PREFIX": f"ts-{suffix}",
         "TRAFFIC_CHAMPION_REFRESH_SECONDS": "0.5",
         "TRAFFIC_POLL_SECONDS": "0.05",

@@ -22,6 +22,12 @@ def test_create_and_delete_are_idempotent(settings):
     summary = kinesis.describe_stream_summary(StreamName=settings.stream_name)["StreamDescriptionSummary"]
     assert summary["StreamStatus"] == "ACTIVE" and summary["OpenShardCount"] == 2
     assert {settings.bucket, settings.mlflow_bucket} <= {b["Name"] for b in s3.list_buckets()["Buckets"]}
+    glue = aws.client("glue", settings)
+    table = glue.get_table(DatabaseName=settings.glue_database, Name=settings.glue_table)["Table"]
+    assert table["StorageDescriptor"]["Location"] == f"s3://{settings.bucket}/predictions/"
+    assert [k["Name"] for k in table["PartitionKeys"]] == ["event_month"]
+    types = {c["Name"]: c["Type"] for c in table["StorageDescriptor"]["Columns"]}
+    assert (types["event_time"], types["event_date"], types["processed_at"]) == ("timestamp", "date", "timestamp")
     for component, arn in first["policies"].items():
         attached = iam.list_attached_role_policies(RoleName=f"{settings.resource_prefix}-{component}")
         assert [a["PolicyArn"] for a in attached["AttachedPolicies"]] == [arn]
@@ -34,3 +40,4 @@ def test_create_and_delete_are_idempotent(settings):
     p.delete()
     assert settings.bucket not in {b["Name"] for b in s3.list_buckets()["Buckets"]}
     assert settings.stream_name not in kinesis.list_streams()["StreamNames"]
+    assert settings.glue_database not in {d["Name"] for d in glue.get_databases()["DatabaseList"]}

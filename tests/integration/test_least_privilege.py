@@ -67,6 +67,7 @@ class Stack:
             "TRAFFIC_STREAM_NAME": f"events-{suffix}", "TRAFFIC_STREAM_SHARDS": "2",
             "TRAFFIC_BUCKET": f"predictions-{suffix}", "TRAFFIC_MLFLOW_BUCKET": f"mlflow-{suffix}",
             "TRAFFIC_CHECKPOINT_TABLE": f"checkpoints-{suffix}", "TRAFFIC_RESOURCE_PREFIX": self.prefix,
+            "TRAFFIC_GLUE_DATABASE": f"traffic_{suffix}",
             "TRAFFIC_CHAMPION_REFRESH_SECONDS": "0.5", "TRAFFIC_POLL_SECONDS": "0.05", "TRAFFIC_LEASE_SECONDS": "3",
             "TRAFFIC_BATCH_TREES": "100",
             "TRAFFIC_PRODUCER_METRICS_PORT": "0", "TRAFFIC_CONSUMER_METRICS_PORT": "0", "TRAFFIC_TRAINER_METRICS_PORT": "0",
@@ -136,14 +137,14 @@ class Stack:
     def resources(self) -> Resources:
         c = self.common
         return Resources("aws", "us-east-1", "123456789012", c["TRAFFIC_STREAM_NAME"], c["TRAFFIC_BUCKET"],
-                         c["TRAFFIC_MLFLOW_BUCKET"], c["TRAFFIC_CHECKPOINT_TABLE"])
+                         c["TRAFFIC_MLFLOW_BUCKET"], c["TRAFFIC_CHECKPOINT_TABLE"], c["TRAFFIC_GLUE_DATABASE"])
 
     def mirror(self, document: dict, name: str, user: str | None = None, role: str | None = None) -> None:
-        """moto matches Kinesis and DynamoDB permissions on the action alone, so it denies a
+        """moto matches Kinesis, DynamoDB and Glue permissions on the action alone, so it denies a
         resource-scoped Allow: mirror those statements unscoped, as moto understands them.
         The actions stay exactly the component's; the scoping is checked on the recorded calls."""
         statements = [{**st, "Resource": "*"} for st in document["Statement"]
-                      if any(a.startswith(("kinesis:", "dynamodb:")) for a in st["Action"])]
+                      if any(a.startswith(("kinesis:", "dynamodb:", "glue:")) for a in st["Action"])]
         if not statements:
             return
         iam = self.admin("iam")
@@ -244,6 +245,12 @@ def test_every_component_does_its_whole_job_as_its_own_user_and_uses_exactly_its
 
     drift_events = s.admin("s3").list_objects_v2(Bucket=s.common["TRAFFIC_BUCKET"], Prefix="drift/")
     assert drift_events["KeyCount"] > 0  # written by the consumers, as the consumer user
+    # The replayed month compacted as the trainer (the retrainer runs the same job), the grace
+    # period 0 so that what it replaced goes at once: the readers below read the compacted month.
+    compacted = s.run(["monitor", "compact", "--month", "2015-10"],
+                      s.env(s.profile("trainer"), call_log_name="trainer", TRAFFIC_COMPACT_GRACE_SECONDS="0"))
+    assert compacted.returncode == 0, compacted.stderr[-3000:]
+    assert "2015-10:" in compacted.stdout and "compacted 1 month(s)" in compacted.stdout, compacted.stdout
     retrained = s.run(["training", "retrain"], s.env(s.profile("trainer"), call_log_name="trainer"))
     assert retrained.returncode == 0, retrained.stderr[-3000:]
     assert "promoted=True" in retrained.stdout, retrained.stdout

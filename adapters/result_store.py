@@ -235,10 +235,11 @@ class ResultStore:
 
     # -- the prediction table, month by month (core.compaction) ---------------------------
 
-    def live_objects(self) -> dict[str, dict[str, str]]:
-        """The consumer's objects by event month: key → ETag."""
+    def live_objects(self, month: str | None = None) -> dict[str, dict[str, str]]:
+        """The consumer's objects (of one month, or all) by event month: key → ETag."""
         months: dict[str, dict[str, str]] = defaultdict(dict)
-        for key, etag in self.list_objects(PREDICTIONS_PREFIX).items():
+        prefix = PREDICTIONS_PREFIX if month is None else f"{PREDICTIONS_PREFIX}{PARTITION}={month}/"
+        for key, etag in self.list_objects(prefix).items():
             if key.endswith(".parquet") and f"{PARTITION}=" in key:
                 months[month_of(key)][key] = etag
         return dict(months)
@@ -251,6 +252,13 @@ class ResultStore:
 
     def read_manifest_object(self, key: str) -> Manifest:
         return Manifest.from_json(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+
+    def manifest(self, month: str) -> Manifest | None:
+        """``month``'s current manifest, None before its first compaction."""
+        try:
+            return self.read_manifest_object(manifest_key(month))
+        except self.s3.exceptions.NoSuchKey:
+            return None
 
     def selections(self) -> dict[str, Selection]:
         """What to read for each month, so that every hour is read once (:func:`core.compaction.resolve`).

@@ -55,6 +55,8 @@ class Run:
     retrains: list[tuple[object, datetime]]
     drift_events: list[dict]
     seconds: float
+    #: The next hour's forecasts as the API makes them, from the committed state after each step.
+    forecasts: pd.DataFrame
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         if trigger == triggers[0]:
             print(model_table(runs[trigger]) + "\n")
             print(interval_table(runs[trigger]) + "\n")
+            print(forecast_table(runs[trigger], args.step_hours) + "\n")
     if runs:
         print(trigger_table(runs, f"{args.start} .. {args.end}, nothing injected") + "\n")
 
@@ -143,6 +146,7 @@ def run(start: datetime, end: datetime, step: timedelta,
         closures: list[tuple[datetime, datetime]] = (), factor: float = 1.0) -> Run:
     """Replay [start, end] (volumes × ``factor`` within each of ``closures``) and read back what it left."""
     from adapters import aws, model_registry
+    from adapters.committed_state import CommittedStates
     from adapters.result_store import ResultStore
     from bench.drift import closed
     from consumer.__main__ import build
@@ -164,7 +168,9 @@ def run(start: datetime, end: datetime, step: timedelta,
     consumer = build(settings, track=False)
     writer = KinesisWriter(aws.client("kinesis", settings), settings.stream_name)
     retrainer = Retrainer(settings, store)
-    boundary, i, retrains = start + step, 0, []
+    committed = CommittedStates(aws.client("dynamodb", settings), aws.client("s3", settings), settings.checkpoint_table,
+                                settings.bucket, settings.app_name)
+    boundary, i, retrains, forecasts = start + step, 0, [], []
     while i < len(records):
         j = i
         while j < len(records) and records[j].local_time < boundary:
@@ -173,6 +179,7 @@ def run(start: datetime, end: datetime, step: timedelta,
         while consumer.stats.records < j:  # the consumer catches up with this step before the retrainer looks
             if not consumer.poll():
                 time.sleep(0.02)
+        forecasts += next_hours(committed, consumer.champion)  # before a retrain: what was served then
         while (outcome := retrainer.step()) is not None:
             retrains.append((outcome, boundary))
             if outcome.promoted:
@@ -193,7 +200,25 @@ def run(start: datetime, end: datetime, step: timedelta,
     rows["is_holiday"] = pd.to_datetime(rows["event_date"]).dt.date.isin(holidays)
     rows["year"] = pd.to_datetime(rows["event_date"]).dt.year.astype(str)
     rows["local_time"] = pd.to_datetime(rows["event_time"], utc=True).dt.tz_convert(STATION_TZ).dt.tz_localize(None)
-    return Run(rows, retrains, store.read_drift_events(), time.monotonic() - began)
+    return Run(rows, retrains, store.read_drift_events(), time.monotonic() - began, pd.DataFrame(forecasts))
+
+
+def next_hours(committed, champion) -> list[dict]:
+    """Each station's forecast of the hour after its newest committed one, as ``GET
+    /stations/{id}/forecast`` answers it (:mod:`serve.app`): the committed state read as the
+    API reads it, the newest hour's weather, no holiday name."""
+    from core import forecast
+
+    committed.refresh()
+    out = []
+    for station_id, state in committed.stations.items():
+        record = forecast.next_hour(state)
+        if record is None:
+            continue
+        predicted = forecast.predict(state, record, champion)
+        out.append({"station_id": station_id, "local_time": record.local_time, "batch": predicted.batch,
+                    "online": predicted.online, "served": predicted.served, **predicted.bounds})
+    return out
 
 
 def model_table(result: Run) -> str:
@@ -242,6 +267,49 @@ def interval_table(result: Run) -> str:
             m = mask & known
             cells.append(f"{np.mean((lower[m] <= y[m]) & (y[m] <= upper[m])) * 100:.1f} / {np.mean(upper[m] - lower[m]):,.0f}")
         lines.append(f"| {level:.0%} ({int(known.sum()):,} rows) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def forecast_table(result: Run, step_hours: float) -> str:
+    """Forecasts an hour ahead (the API's, from the committed state after each step) against
+    the stream's own rows for the same hours: MAE per model and the served intervals' coverage
+    and width, overall, on holiday dates and per year. Hours missing from the data are not scored."""
+    from core.batch_model import score
+    from core.intervals import LEVELS, column_names
+
+    if result.forecasts.empty:
+        return "no forecasts"
+    rows = result.rows.set_index(["station_id", "local_time"])
+    ahead = result.forecasts.set_index(["station_id", "local_time"])
+    both = ahead.join(rows, how="inner", rsuffix="_row")
+    y = both["traffic_volume"].to_numpy(dtype=float)
+    segments = {"all hours": np.ones(len(both), bool), "holiday dates": both["is_holiday"].to_numpy(bool)}
+    for year in sorted(both["year"].unique()):
+        segments[year] = (both["year"] == year).to_numpy()
+    lines = [f"Forecasts an hour ahead, from the committed state every {step_hours:g} event hours "
+             f"({len(both):,} scored; {len(ahead) - len(both):,} were for hours missing from the data), "
+             "against the stream's rows for the same hours:", "",
+             "| | " + " | ".join(f"{s} ({int(m.sum()):,})" for s, m in segments.items()) + " |",
+             "|---|" + "---|" * len(segments)]
+    for model in MODELS:
+        cells = []
+        for mask in segments.values():
+            forecast_mae = score(y[mask], both[model].to_numpy(dtype=float)[mask]).mae
+            row_mae = score(y[mask], both[f"{model}_prediction"].to_numpy(dtype=float)[mask]).mae
+            cells.append(f"{forecast_mae:.1f} / {row_mae:.1f}")
+        lines.append(f"| {model} MAE: forecast / same hour | " + " | ".join(cells) + " |")
+    for level in LEVELS:
+        lower_name, upper_name = column_names(level)
+        cells = []
+        for mask in segments.values():
+            pair = []
+            for lower, upper in ((both[lower_name], both[upper_name]), (both[f"{lower_name}_row"], both[f"{upper_name}_row"])):
+                lo, hi = lower.to_numpy(dtype=float)[mask], upper.to_numpy(dtype=float)[mask]
+                known = ~np.isnan(lo)
+                inside = (lo[known] <= y[mask][known]) & (y[mask][known] <= hi[known])
+                pair.append(f"{np.mean(inside) * 100:.1f}")
+            cells.append(" / ".join(pair))
+        lines.append(f"| served {level:.0%} coverage %: forecast / same hour | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

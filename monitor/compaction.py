@@ -77,14 +77,14 @@ class Compactor:
             m for m in sorted(live) if needs_compaction(m, live[m], manifests.get(m), newest)]
         known = self.catalog.locations()
         self.catalog.register({m: f"{PREDICTIONS_PREFIX}{PARTITION}={m}/" for m in live if m not in manifests}, known)
-        done = [self.compact_month(month, manifests.get(month)) for month in chosen]
+        done = [self.compact_month(month) for month in chosen]
         self.collect()
         return done
 
-    def compact_month(self, month: str, manifest: Manifest | None) -> MonthCompacted:
+    def compact_month(self, month: str) -> MonthCompacted:
         # 1. what the month holds now
-        live = self.store.live_objects().get(month, {})
-        manifest = self.store.manifests().get(month, manifest)
+        manifest = self.store.manifest(month)
+        live = self.store.live_objects(month).get(month, {})
         selection = resolve(live, manifest)
         # 2. read it as a reader would
         frame = self.store.read_selection(selection).drop(columns=["_key", PARTITION])

@@ -59,6 +59,6 @@ class Corpus:
         """Every prediction row read so far, one per event id (the latest written)."""
         if not self._predictions:
             return self.store.read_prediction_objects([])
-        if len(self._predictions) > 1:
-            self._predictions = [pd.concat(self._predictions, ignore_index=True)]
+        if len(self._predictions) > 1:  # kept once per event id: a compacted month's rows are read again
+            self._predictions = [pd.concat(self._predictions, ignore_index=True).drop_duplicates("event_id", keep="last")]
         return self._predictions[0].drop_duplicates("event_id", keep="last")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC
 
 import pytest
 
@@ -32,7 +33,7 @@ def test_every_produced_hour_is_predicted_once(provisioned, synthetic_records):
     rows = helpers.store(settings).read_predictions()
     result = reconcile([r.event_id for r in records], rows["event_id"], [])
     assert result.ok and result.predicted == 1200 and not result.duplicates
-    assert rows["event_time"].tolist() == [r.event_time.isoformat() for r in records]
+    assert [t.isoformat() for t in rows["event_time"]] == [r.event_time.astimezone(UTC).isoformat() for r in records]
     assert rows["online_updates"].tolist() == list(range(1, 1201))
     keys = helpers.store(settings).list_keys("predictions/")
     assert all(k.startswith("predictions/event_month=") and k.endswith(".parquet") for k in keys)

@@ -30,6 +30,7 @@ ENVIRONMENT = {
     "TRAFFIC_BUCKET": "traffic-stream-predictions",
     "TRAFFIC_MLFLOW_BUCKET": "traffic-stream-mlflow",
     "TRAFFIC_CHECKPOINT_TABLE": "traffic-stream-checkpoints",
+    "TRAFFIC_GLUE_CATALOG": "1",
     "TRAFFIC_GLUE_DATABASE": "traffic_stream",
     "TRAFFIC_GLUE_TABLE": "predictions",
     "TRAFFIC_COMPACT_GRACE_SECONDS": "3600",
@@ -95,7 +96,9 @@ class Settings:
     bucket: str
     mlflow_bucket: str
     checkpoint_table: str
-    #: The Glue Data Catalog's database and table over the predictions (:mod:`adapters.catalog`).
+    #: The Glue Data Catalog's database and table over the predictions (:mod:`adapters.catalog`);
+    #: ``glue_catalog`` off where the endpoint has no Glue (LocalStack's community edition).
+    glue_catalog: bool
     glue_database: str
     glue_table: str
     #: How long what a compaction replaced stays readable after the switch (:mod:`monitor.compaction`):
@@ -158,6 +161,7 @@ class Settings:
             bucket=get("TRAFFIC_BUCKET"),
             mlflow_bucket=get("TRAFFIC_MLFLOW_BUCKET"),
             checkpoint_table=get("TRAFFIC_CHECKPOINT_TABLE"),
+            glue_catalog=_flag(get("TRAFFIC_GLUE_CATALOG"), "TRAFFIC_GLUE_CATALOG"),
             glue_database=get("TRAFFIC_GLUE_DATABASE"),
             glue_table=get("TRAFFIC_GLUE_TABLE"),
             compact_grace_seconds=float(get("TRAFFIC_COMPACT_GRACE_SECONDS")),

@@ -53,10 +53,11 @@ class Provisioner:
         for bucket in (s.bucket, s.mlflow_bucket):
             self.create_bucket(bucket)
         self.create_table(s.checkpoint_table)
-        self.catalog.ensure()
+        if s.glue_catalog:
+            self.catalog.ensure()
         policies = self.create_iam() if with_iam else {}
         return {"stream": s.stream_name, "buckets": [s.bucket, s.mlflow_bucket], "table": s.checkpoint_table,
-                "catalog": f"{s.glue_database}.{s.glue_table}", "policies": policies}
+                "catalog": f"{s.glue_database}.{s.glue_table}" if s.glue_catalog else None, "policies": policies}
 
     def create_stream(self, name: str, shards: int) -> None:
         try:
@@ -238,8 +239,9 @@ class Provisioner:
         except ClientError as exc:
             if _code(exc) != "ResourceNotFoundException":
                 raise
-        for call in (lambda: self.glue.delete_table(DatabaseName=s.glue_database, Name=s.glue_table),
-                     lambda: self.glue.delete_database(Name=s.glue_database)):
+        for call in () if not s.glue_catalog else (
+                lambda: self.glue.delete_table(DatabaseName=s.glue_database, Name=s.glue_table),
+                lambda: self.glue.delete_database(Name=s.glue_database)):
             try:
                 call()
             except ClientError as exc:

@@ -61,7 +61,8 @@ class MonthCompacted:
 @dataclass
 class Compactor:
     store: ResultStore
-    catalog: Catalog
+    #: None where there is no catalog (``TRAFFIC_GLUE_CATALOG=0``): steps 4 and the partitions are skipped.
+    catalog: Catalog | None
     grace_seconds: float
     clock: Callable[[], float] = time.time
     rows_per_file: int = ROWS_PER_FILE
@@ -75,8 +76,9 @@ class Compactor:
         newest = max([*live, *manifests], default=None)
         chosen = sorted(months) if months is not None else [
             m for m in sorted(live) if needs_compaction(m, live[m], manifests.get(m), newest)]
-        known = self.catalog.locations()
-        self.catalog.register({m: f"{PREDICTIONS_PREFIX}{PARTITION}={m}/" for m in live if m not in manifests}, known)
+        if self.catalog is not None:
+            self.catalog.register({m: f"{PREDICTIONS_PREFIX}{PARTITION}={m}/" for m in live if m not in manifests},
+                                  self.catalog.locations())
         done = [self.compact_month(month) for month in chosen]
         self.collect()
         return done
@@ -96,9 +98,9 @@ class Compactor:
         files = self.store.write_generation(month, generation, table, self.rows_per_file)
         # 4. Athena's switch
         prefix = generation_prefix(month, generation)
-        if month in self.catalog.locations():
+        if self.catalog is not None and month in self.catalog.locations():
             self.catalog.point(month, prefix)
-        else:
+        elif self.catalog is not None:
             self.catalog.register({month: prefix}, {})
         # 5. the readers' switch: the absorbed objects are those read in step 2
         absorbed = {**(manifest.absorbed if manifest else {}), **{k: live[k] for k in selection.live}}
@@ -124,5 +126,6 @@ class Compactor:
 
 def compactor(settings: Settings, store: ResultStore) -> Compactor:
     """The compactor of the configured bucket and catalog."""
-    catalog = Catalog(aws.client("glue", settings), settings.glue_database, settings.glue_table, settings.bucket)
+    catalog = Catalog(aws.client("glue", settings), settings.glue_database, settings.glue_table,
+                      settings.bucket) if settings.glue_catalog else None
     return Compactor(store, catalog, settings.compact_grace_seconds)

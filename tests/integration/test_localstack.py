@@ -46,7 +46,8 @@ def on_localstack(settings, localstack_endpoint, moto_endpoint, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", moto_endpoint)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    return settings
+    monkeypatch.setenv("TRAFFIC_GLUE_CATALOG", "0")  # as compose sets it: LocalStack's community edition has no Glue
+    return settings.replace(glue_catalog=False)
 
 
 def test_the_whole_system_on_localstack(on_localstack, localstack_endpoint, tmp_path, monkeypatch, synthetic_records):

@@ -101,6 +101,11 @@ class Catalog:
         return len(missing)
 
     def point(self, month: str, prefix: str) -> None:
-        """Switch ``month``'s partition to ``prefix`` (one atomic update)."""
-        self.glue.update_partition(DatabaseName=self.database, TableName=self.table, PartitionValueList=[month],
-                                   PartitionInput={"Values": [month], "StorageDescriptor": self._descriptor(prefix)})
+        """Switch ``month``'s partition to ``prefix`` (one atomic update), creating it if unregistered."""
+        try:
+            self.glue.update_partition(DatabaseName=self.database, TableName=self.table, PartitionValueList=[month],
+                                       PartitionInput={"Values": [month], "StorageDescriptor": self._descriptor(prefix)})
+        except ClientError as exc:
+            if _code(exc) != "EntityNotFoundException":
+                raise
+            self.register({month: prefix}, {})

@@ -115,6 +115,14 @@ def rows_table(rows: Sequence[dict[str, object]]) -> pa.Table:
     return typed(pa.Table.from_pylist(list(rows), schema=_TEXT_SCHEMA))
 
 
+def _concat(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """The frames' rows together; the empty ones left out, which pandas would let change the dtypes."""
+    kept = [f for f in frames if len(f)]
+    if not kept:
+        return frames[0] if frames else pd.DataFrame(columns=[*ROW_SCHEMA.names, PARTITION, "_key"])
+    return kept[0] if len(kept) == 1 else pd.concat(kept, ignore_index=True)
+
+
 def prediction_key(event_month: str, shard_id: str, first_sequence: str) -> str:
     return f"{PREDICTIONS_PREFIX}{PARTITION}={event_month}/{shard_id}-{first_sequence}.parquet"
 
@@ -151,6 +159,8 @@ class ResultStore:
     s3: object
     bucket: str
     _seen: set[str] = field(default_factory=set)
+    #: Manifests read, by key: (ETag, manifest).
+    _manifests: dict[str, tuple[str, Manifest]] = field(default_factory=dict)
 
     def write_rows(self, rows: Sequence[dict[str, object]]) -> list[str]:
         """Write rows as one Parquet object per event month; returns the keys written."""
@@ -245,10 +255,15 @@ class ResultStore:
         return dict(months)
 
     def manifests(self) -> dict[str, Manifest]:
-        """Each compacted month's current manifest."""
-        keys = [k for k in self.list_keys(COMPACTED_PREFIX) if k.endswith(MANIFEST_NAME)]
+        """Each compacted month's current manifest; one read again only when its ETag changed
+        (the retrainer lists them at every refresh, a compaction rewrites one a month)."""
+        listed = {k: e for k, e in self.list_objects(COMPACTED_PREFIX).items() if k.endswith(MANIFEST_NAME)}
+        stale = [k for k, etag in listed.items() if self._manifests.get(k, (None,))[0] != etag]
         with ThreadPoolExecutor(max_workers=8) as pool:
-            return {m.month: m for m in pool.map(self.read_manifest_object, keys)}
+            for key, manifest in zip(stale, pool.map(self.read_manifest_object, stale)):
+                self._manifests[key] = (listed[key], manifest)
+        self._manifests = {k: v for k, v in self._manifests.items() if k in listed}
+        return {m.month: m for _, m in self._manifests.values()}
 
     def read_manifest_object(self, key: str) -> Manifest:
         return Manifest.from_json(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
@@ -276,9 +291,7 @@ class ResultStore:
         if selection.superseding:
             again = set(live[live["_key"].isin(selection.superseding)]["event_id"])
             compacted = compacted[~compacted["event_id"].isin(again)]
-        if not len(live):
-            return compacted
-        return pd.concat([compacted, live], ignore_index=True) if len(compacted) else live
+        return _concat([compacted, live])
 
     def read_prediction_objects(self, keys: Iterable[str]) -> pd.DataFrame:
         keys = list(keys)
@@ -308,9 +321,7 @@ class ResultStore:
             except self.s3.exceptions.NoSuchKey:
                 if attempt == attempts - 1:
                     raise
-        frames = [f for f in frames if len(f)]
-        frame = pd.concat(frames, ignore_index=True) if frames else self.read_prediction_objects([])
-        frame = frame.drop(columns="_key")
+        frame = _concat(frames).drop(columns="_key")
         return frame.sort_values(["station_id", "event_time"], kind="stable").reset_index(drop=True)
 
     def read_new_predictions(self) -> pd.DataFrame:

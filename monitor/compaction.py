@@ -32,7 +32,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pyarrow as pa
 
@@ -66,7 +66,6 @@ class Compactor:
     grace_seconds: float
     clock: Callable[[], float] = time.time
     rows_per_file: int = ROWS_PER_FILE
-    _sequence: int = field(default=0, init=False)
 
     def run(self, months: Iterable[str] | None = None) -> list[MonthCompacted]:
         """Compact the closed months that need it (or exactly ``months``), register the
@@ -98,10 +97,8 @@ class Compactor:
         files = self.store.write_generation(month, generation, table, self.rows_per_file)
         # 4. Athena's switch
         prefix = generation_prefix(month, generation)
-        if self.catalog is not None and month in self.catalog.locations():
+        if self.catalog is not None:
             self.catalog.point(month, prefix)
-        elif self.catalog is not None:
-            self.catalog.register({month: prefix}, {})
         # 5. the readers' switch: the absorbed objects are those read in step 2
         absorbed = {**(manifest.absorbed if manifest else {}), **{k: live[k] for k in selection.live}}
         self.store.write_manifest(Manifest(month, generation, files, absorbed, table.num_rows, self.clock()))

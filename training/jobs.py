@@ -197,8 +197,7 @@ class Retrainer:
         if self.compactor is None:
             return
         try:
-            for done in self.compactor.run():
-                log.info("compacted %s: %d objects into %d file(s)", done.month, done.objects_before, done.files)
+            self.compactor.run()  # logs each month it compacts
             self._compacted_through = month
         except Exception as exc:
             if aws.permanent(exc) is not None:

@@ -4,7 +4,7 @@ In stream order, with the project's own station state: each record goes through
 :func:`core.processing.process_batch` (one record a call, as the consumer would process it),
 and just before it, the API's answer at that moment, :func:`core.forecast.next_hour` and
 :func:`core.forecast.complete`: the forecast of the next hour, made without its weather (the
-last hour's stands in) and without its holiday name. The batch model is refitted every
+last hour's stands in), its holiday from the calendar. The batch model is refitted every
 ``TRAFFIC_RETRAIN_EVERY_DAYS`` on every hour before (no promotion gate, as ``bench.selection``
 and ``bench.drift`` replay it); the online model, the weighting and the intervals learn
 from the first hour of the data, as after a warm start.
@@ -16,10 +16,13 @@ from the first hour of the data, as after a warm start.
    selection years whose coverage is within ±2 points of nominal overall with no segment
    below nominal − 10, at every level.
 2. **Forecast against nowcast**: on the hours after ``--choose-until``, the MAE of the batch,
-   online and served predictions, and the served interval's coverage and width, for the
-   stream's rows (made with the hour's own weather) and for the forecasts made an hour ahead.
+   online and served predictions, and the served interval's coverage and width, overall, on
+   holiday dates and per year, for the stream's rows (made with the hour's own weather), for
+   the forecasts made an hour ahead, and for the same forecasts without the holiday calendar
+   (a holiday's first hour forecast as an ordinary one): what the calendar is worth.
 
     python -m bench.forecast                      # 2016 to choose, 2017-01 .. 2018-09 to report
+    python -m bench.forecast --start 2017-01-01   # forecasts only (no window chosen), 2017-01 .. 2018-09
 """
 
 from __future__ import annotations
@@ -93,21 +96,26 @@ def main(argv: list[str] | None = None) -> int:
         # The window's features, predicted in two calls: the stream's (each hour's own
         # weather) and the forecasts'. Neither depends on the predictions, only on volumes.
         history = StationState.from_snapshot(states[settings.station_id].to_snapshot())
-        now_rows, ahead_rows, ahead_records = [], [], []
+        now_rows, ahead_rows, ahead_records, plain_rows, plain_records = [], [], [], [], []
         for record in window:
             ahead = forecast.next_hour(history)
             ahead_records.append(ahead)
             ahead_rows.append(forecast.features(history, ahead))
+            plain = without_holiday(ahead)
+            plain_records.append(plain)
+            plain_rows.append(ahead_rows[-1] if plain is ahead else forecast.features(history, plain))
             now_rows.append(forecast.features(history, record))
             history.history.observe(record)
             history.latest = record
         now_batch = model.predict(to_frame(now_rows))
         ahead_batch = model.predict(to_frame(ahead_rows))
+        plain_batch = model.predict(to_frame(plain_rows))
         predictor = Precomputed(str(version))
         for k, record in enumerate(window):
             state = states[record.station_id]
             # The features computed above from a copy of this very history: the same inputs.
             ahead = forecast.complete(state, ahead_records[k], ahead_rows[k], float(ahead_batch[k]), predictor.version)
+            plain = forecast.complete(state, plain_records[k], plain_rows[k], float(plain_batch[k]), predictor.version)
             predictor.value = float(now_batch[k])
             (row,) = process_batch([RawRecord(encode(record), "s", str(k))], states, predictor, "t").rows
             served = row["served_prediction"]
@@ -118,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                                     {k2: row[k2] for k2 in ahead.bounds}, extra))
             if ahead_records[k].wall_clock_hour == record.wall_clock_hour:
                 seen["forecast"].append((record, ahead.batch, ahead.online, ahead.served, ahead.bounds, None))
+                seen["no calendar"].append((record, plain.batch, plain.online, plain.served, plain.bounds, None))
             else:
                 skipped += 1  # the hour forecast is missing from the data: nothing to score it on
         i += len(window)
@@ -147,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
 
     chosen = None
     for title, first, last in (("selection", start, split), ("report", split, end)):
+        if first >= last:
+            continue
         parts = segments(seen["nowcast"], first, last)
         print(f"| {title}: window (hours) | level | " + " | ".join(f"{s}: coverage % / width" for s in parts) + " |")
         print("|---:|---:|" + "---|" * len(parts))
@@ -169,19 +180,34 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print()
 
-    print("| after " + args.choose_until + " | hours | batch MAE | online MAE | served MAE | "
+    names = {"nowcast": "the stream's rows (the hour's weather)",
+             "forecast": "forecast an hour ahead (the last hour's weather, the calendar's holiday)",
+             "no calendar": "the same forecast without the holiday calendar"}
+    print("| after " + args.choose_until + " | segment | hours | batch MAE | online MAE | served MAE | "
           + " | ".join(f"served {level:.0%}: coverage % / width" for level in LEVELS) + " |")
-    print("|---|---:|---:|---:|---:|" + "---|" * len(LEVELS))
-    for kind in ("nowcast", "forecast"):
-        rows = [r for r in seen[kind] if r[0].local_time >= split]
-        y = np.array([r[0].traffic_volume for r in rows], dtype=float)
-        maes = [score(y, np.array([np.nan if r[j] is None else r[j] for r in rows], dtype=float)).mae for j in (1, 2, 3)]
-        cells = [coverage(rows, lambda r: r[4], level) for level in LEVELS]
-        name = "the stream's rows (the hour's weather)" if kind == "nowcast" else "forecast an hour ahead (the last hour's weather)"
-        print(f"| {name} | {len(rows):,} | " + " | ".join(f"{m:.1f}" for m in maes) + " | "
-              + " | ".join(f"{c:.1f} / {w:,.0f}" for c, w, _ in cells) + " |")
+    print("|---|---|---:|---:|---:|---:|" + "---|" * len(LEVELS))
+    for kind, name in names.items():
+        for segment, rows in segments(seen[kind], split, end).items():
+            y = np.array([r[0].traffic_volume for r in rows], dtype=float)
+            maes = [score(y, np.array([np.nan if r[j] is None else r[j] for r in rows], dtype=float)).mae
+                    for j in (1, 2, 3)]
+            cells = [coverage(rows, lambda r: r[4], level) for level in LEVELS]
+            print(f"| {name} | {segment} | {len(rows):,} | " + " | ".join(f"{m:.1f}" for m in maes) + " | "
+                  + " | ".join(f"{c:.1f} / {w:,.0f}" for c, w, _ in cells) + " |")
     print(f"\n{time.monotonic() - began:.0f} s")
     return 0
+
+
+def without_holiday(record):
+    """``record`` as the forecast made it before the calendar: no holiday name (``record`` itself when it has none)."""
+    from core.schema import TrafficRecord
+
+    if record.holiday is None:
+        return record
+    return TrafficRecord.build(
+        station_id=record.station_id, local_time=record.local_time, temp=record.temp, rain_1h=record.rain_1h,
+        snow_1h=record.snow_1h, clouds_all=record.clouds_all, weather=[(w.main, w.description) for w in record.weather],
+        holiday=None, traffic_volume=record.traffic_volume)
 
 
 if __name__ == "__main__":

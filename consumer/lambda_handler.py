@@ -161,9 +161,8 @@ def report(outcome: BatchOutcome, records: int, seconds: float) -> None:
     metrics.add_metric(name="DeadLetters", unit=MetricUnit.Count, value=len(outcome.dead_letters))
     metrics.add_metric(name="DriftDetections", unit=MetricUnit.Count, value=len(outcome.drift_events))
     metrics.add_metric(name="StationBatchDuration", unit=MetricUnit.Seconds, value=seconds)
-    if outcome.rows:
-        newest = max(datetime.fromisoformat(str(row["event_time"])) for row in outcome.rows)
-        metrics.add_metric(name="NewestEventTimestamp", unit=MetricUnit.Seconds, value=newest.timestamp())
+    if outcome.newest_event is not None:
+        metrics.add_metric(name="NewestEventTimestamp", unit=MetricUnit.Seconds, value=outcome.newest_event.timestamp())
 
 
 _processor: StationBatchProcessor | None = None

@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 
 from adapters.metrics import ConsumerMetrics
 from core.drift import MODELS
@@ -69,8 +68,10 @@ class Telemetry:
         """Count a committed batch: its records, rows, dead letters by reason, drift events,
         the newest event time, and each station's rolling errors."""
         families = self.families
-        for station in {str(row["station_id"]) for row in outcome.rows} - self.errors.keys():
-            self.errors[station] = RollingErrors(WINDOW_HOURS)
+        errors = self.errors
+        touched = {row["station_id"] for row in outcome.rows}
+        for station in touched - errors.keys():
+            errors[station] = RollingErrors(WINDOW_HOURS)
             for model in MODELS:  # at 0 from the station's first batch, so increase() counts its first drift
                 families.drift_detections.labels(station_id=station, model=model)
         families.records_read.labels(shard_id=shard_id).inc(records)
@@ -81,17 +82,14 @@ class Telemetry:
             families.drift_detections.labels(station_id=event.station_id, model=event.model).inc()
             log.warning("drift in the %s model's errors at station %s, %s: %s", event.model, event.station_id,
                         event.event_time, ", ".join(f"{k} {v:.4g}" for k, v in event.statistics.items()))
-        if not outcome.rows:
+        if not touched:
             return
-        touched = set()
         for row in outcome.rows:
-            station = str(row["station_id"])
-            self.errors[station].add(float(row["traffic_volume"]), row["batch_prediction"],
-                                     float(row["online_prediction"]), float(row["served_prediction"]))
-            touched.add(station)
-        newest = max(datetime.fromisoformat(str(row["event_time"])) for row in outcome.rows)
-        families.newest_event.labels(shard_id=shard_id).set(newest.timestamp())
+            errors[row["station_id"]].add(row["traffic_volume"], row["batch_prediction"], row["online_prediction"],
+                                          row["served_prediction"])
+        if outcome.newest_event is not None:
+            families.newest_event.labels(shard_id=shard_id).set(outcome.newest_event.timestamp())
         for station in touched:
-            mae = self.errors[station].mae()
+            mae = errors[station].mae()
             for model, key in _MODELS:
                 families.rolling_mae.labels(station_id=station, model=model).set(mae[key])

@@ -41,6 +41,7 @@ ALPHA = 0.999
 MIN_INSTANCES = 72
 #: How fast the station's typical volume follows its volumes: about the last 720 hours count.
 SCALE_ALPHA = 1.0 / 720.0
+_KEEP = 1.0 - SCALE_ALPHA
 #: Volumes below this are not a scale (a station closed at night, a first hour of zero).
 SCALE_FLOOR = 100.0
 
@@ -92,23 +93,21 @@ class ErrorDrift:
     def update(self, actual: float, predictions: Mapping[str, float | None]) -> list[tuple[str, dict[str, float]]]:
         """Feed each model's error of this hour (a model without a prediction is skipped);
         returns ``(model, statistics)`` for each detector that signalled a drift."""
-        scale = max(self.scale if self.scale is not None else actual, SCALE_FLOOR)
+        scale = self.scale
+        if scale is None:
+            scale = actual
+        if scale < SCALE_FLOOR:
+            scale = SCALE_FLOOR
+        detectors = self.detectors
         detected = []
         for model, prediction in predictions.items():
             if prediction is None or prediction != prediction:
                 continue
-            detector = self.detectors[model]
-            error = abs(actual - prediction) / scale
-            detector.update(error)
-            if detector.drift_detected:
-                detected.append((model, {
-                    "statistic": detector._sum_increase - detector._min_increase,
-                    "threshold": detector.threshold,
-                    "mean_error": detector._x_mean.get() * scale,
-                    "error": error * scale,
-                    "hours_observed": detector._x_mean.n,
-                }))
-        self.scale = actual if self.scale is None else (1.0 - SCALE_ALPHA) * self.scale + SCALE_ALPHA * actual
+            detector = detectors[model]
+            detector.update(abs(actual - prediction) / scale)
+            if detector._drift_detected:
+                detected.append((model, _statistics(detector, abs(actual - prediction), scale)))
+        self.scale = actual if self.scale is None else _KEEP * self.scale + SCALE_ALPHA * actual
         return detected
 
     def to_snapshot(self) -> dict:
@@ -124,6 +123,11 @@ class ErrorDrift:
             raise ValueError(f"drift detectors for {sorted(data['detectors'])}, not {sorted(MODELS)}")
         watched.detectors = {model: _detector_from_snapshot(data["detectors"][model]) for model in MODELS}
         return watched
+
+
+def _statistics(detector: drift.PageHinkley, error: float, scale: float) -> dict[str, float]:
+    return {"statistic": detector._sum_increase - detector._min_increase, "threshold": detector.threshold,
+            "mean_error": detector._x_mean.get() * scale, "error": error, "hours_observed": detector._x_mean.n}
 
 
 def _detector_snapshot(detector: drift.PageHinkley) -> dict:

@@ -9,9 +9,10 @@ before it learns.
 
 :func:`next_hour` is the record of the hour after the station's newest: its calendar is
 known, its weather is not, so it carries the newest hour's weather (persistence: the
-weather an hour on is most often the same), and no holiday name (the station's recent
-holiday dates still mark the rest of a holiday's day). ``bench.accuracy`` measures what
-not knowing the hour's weather costs.
+weather an hour on is most often the same). Its holiday is the calendar's
+(:mod:`core.holiday_calendar`) on the first hour of a date, where the source names it; the
+station's history marks the rest of that day, as it does for the stream's own records.
+``bench.accuracy`` measures what not knowing the hour's weather costs.
 
 >>> from core import dataset, synthetic
 >>> from core.processing import RawRecord, process_batch
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from core.features import to_frame
+from core.holiday_calendar import holiday_on
 from core.processing import BatchPredictor, StationState
 from core.schema import TrafficRecord
 
@@ -80,12 +82,15 @@ def complete(state: StationState, record: TrafficRecord, inputs: dict[str, float
 
 
 def next_hour(state: StationState) -> TrafficRecord | None:
-    """The hour after the station's newest, with the newest hour's weather; None before its first hour."""
+    """The hour after the station's newest, with the newest hour's weather and the calendar's
+    holiday at midnight; None before its first hour."""
     latest = state.latest
     if latest is None:
         return None
+    local_time = latest.local_time + timedelta(hours=1)
     return TrafficRecord.build(
-        station_id=latest.station_id, local_time=latest.local_time + timedelta(hours=1), temp=latest.temp,
+        station_id=latest.station_id, local_time=local_time, temp=latest.temp,
         rain_1h=latest.rain_1h, snow_1h=latest.snow_1h, clouds_all=latest.clouds_all,
-        weather=[(w.main, w.description) for w in latest.weather], holiday=None, traffic_volume=0,
+        weather=[(w.main, w.description) for w in latest.weather],
+        holiday=holiday_on(local_time.date()) if local_time.hour == 0 else None, traffic_volume=0,
     )

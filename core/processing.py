@@ -23,6 +23,7 @@ import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 import numpy as np
@@ -117,6 +118,8 @@ class BatchOutcome:
     #: The stations whose state the batch may have changed (every station a record decoded
     #: for, accepted or not): the ones a commit has to store again.
     stations: frozenset[str] = frozenset()
+    #: The latest event time among the rows (an aware datetime), None without rows.
+    newest_event: datetime | None = None
 
 
 def process_batch(
@@ -162,7 +165,9 @@ def process_batches(
     for (accepted, dead, touched), (_, states) in zip(prepared, batches, strict=True):
         rows, events = _learn(accepted, states, predictions[start : start + len(accepted)], version, processed_at)
         start += len(accepted)
-        outcomes.append(BatchOutcome(rows=rows, dead_letters=dead, drift_events=events, stations=touched))
+        newest = max((record.event_time for _, record, _ in accepted), default=None)
+        outcomes.append(BatchOutcome(rows=rows, dead_letters=dead, drift_events=events, stations=touched,
+                                     newest_event=newest))
     return outcomes
 
 

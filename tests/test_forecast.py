@@ -6,7 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
@@ -73,6 +73,24 @@ def test_the_next_hour_carries_the_newest_hours_weather_and_no_volume(records):
     assert (ahead.temp, ahead.rain_1h, ahead.clouds_all, ahead.weather) == (newest.temp, newest.rain_1h,
                                                                            newest.clouds_all, newest.weather)
     assert ahead.holiday is None and forecast.predict(states["301"], ahead, None).online > 0
+
+
+def test_a_forecast_of_a_holidays_first_hour_names_the_holiday_and_the_day_stays_marked():
+    # The source names a holiday on its 00:00 record only; the forecast made at 23:00 the day
+    # before has no record, so the calendar names it, and the features mark it as the record would.
+    eve = [r for r in dataset.to_records(synthetic.generate(start="2016-12-18", hours=24 * 8, seed=5), "301")
+           if r.local_time < datetime(2016, 12, 26)]
+    states: dict = {}
+    process_batch([RawRecord(encode(r), "s", str(i)) for i, r in enumerate(eve)], states, None, "t")
+    ahead = forecast.next_hour(states["301"])
+    assert (ahead.local_time.hour, ahead.holiday) == (0, "Christmas Day")
+    asked = forecast.predict(states["301"], ahead, None)
+    assert (asked.features["is_holiday"], asked.features["is_day_off"]) == (1.0, 1.0)
+    ordinary = [r for r in eve if r.local_time.hour == 23][-2]
+    states = {}
+    process_batch([RawRecord(encode(r), "s", str(i)) for i, r in enumerate(eve) if r.local_time <= ordinary.local_time],
+                  states, None, "t")
+    assert forecast.next_hour(states["301"]).holiday is None
 
 
 def test_contributions_add_up_to_every_prediction_missing_lags_and_unseen_weather_included(records, model):

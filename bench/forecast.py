@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def without_holiday(record):
-    """``record`` as the forecast made it before the calendar: no holiday name (``record`` itself when it has none)."""
+    """``record`` without its holiday name: a holiday's first hour forecast as an ordinary hour (``record`` itself when it names none)."""
     from core.schema import TrafficRecord
 
     if record.holiday is None:

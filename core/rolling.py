@@ -2,8 +2,8 @@
 
 Adding an hour and reading the means are O(1): running sums are kept beside the window and
 recomputed from it once per window's worth of hours, so rounding in the subtractions never
-builds up. A missing batch prediction (no champion yet) counts for the online and served
-means only.
+builds up. A missing prediction (no batch prediction before a champion, or NaN) leaves that
+model's mean to the hours it has.
 
 >>> r = RollingErrors(window=2)
 >>> r.add(10.0, 12.0, 9.0, 11.0)
@@ -20,45 +20,56 @@ from __future__ import annotations
 
 from collections import deque
 
+_NAN = float("nan")
+
 
 class RollingErrors:
     def __init__(self, window: int = 168) -> None:
         self.window = window
-        #: (batch, online, served) absolute errors, oldest first; batch is None without a champion.
-        self.errors: deque[tuple[float | None, float, float]] = deque(maxlen=window)
+        #: (batch, online, served) absolute errors, oldest first; NaN where a prediction is missing.
+        self.errors: deque[tuple[float, float, float]] = deque(maxlen=window)
         self._batch = self._online = self._served = 0.0
-        self._batch_hours = 0
+        self._batch_n = self._online_n = self._served_n = 0
         self._since_exact = 0
 
     def add(self, actual: float, batch: float | None, online: float, served: float) -> None:
-        errors = self.errors
-        if len(errors) == self.window:
-            old_batch, old_online, old_served = errors[0]
-            self._online -= old_online
-            self._served -= old_served
-            if old_batch is not None:
-                self._batch -= old_batch
-                self._batch_hours -= 1
-        added = (None if batch is None else abs(batch - actual), abs(online - actual), abs(served - actual))
-        errors.append(added)
-        self._online += added[1]
-        self._served += added[2]
-        if added[0] is not None:
-            self._batch += added[0]
-            self._batch_hours += 1
+        # Unrolled over the three models: this runs once per result row.
+        b = abs(batch - actual) if batch is not None else _NAN
+        o, s = abs(online - actual), abs(served - actual)
+        if len(self.errors) == self.window:
+            old_b, old_o, old_s = self.errors[0]
+            if old_b == old_b:
+                self._batch -= old_b
+                self._batch_n -= 1
+            if old_o == old_o:
+                self._online -= old_o
+                self._online_n -= 1
+            if old_s == old_s:
+                self._served -= old_s
+                self._served_n -= 1
+        self.errors.append((b, o, s))
+        if b == b:
+            self._batch += b
+            self._batch_n += 1
+        if o == o:
+            self._online += o
+            self._online_n += 1
+        if s == s:
+            self._served += s
+            self._served_n += 1
         self._since_exact += 1
         if self._since_exact == self.window:
             self._recompute()
 
     def mae(self) -> dict[str, float]:
-        hours = len(self.errors)
-        return {"batch_mae": self._batch / self._batch_hours if self._batch_hours else float("nan"),
-                "online_mae": self._online / hours if hours else float("nan"),
-                "combined_mae": self._served / hours if hours else float("nan")}
+        return {"batch_mae": self._batch / self._batch_n if self._batch_n else _NAN,
+                "online_mae": self._online / self._online_n if self._online_n else _NAN,
+                "combined_mae": self._served / self._served_n if self._served_n else _NAN}
 
     def _recompute(self) -> None:
-        batch = [e[0] for e in self.errors if e[0] is not None]
-        self._batch, self._batch_hours = float(sum(batch)), len(batch)
-        self._online = float(sum(e[1] for e in self.errors))
-        self._served = float(sum(e[2] for e in self.errors))
+        sums = []
+        for i in range(3):
+            values = [e[i] for e in self.errors if e[i] == e[i]]
+            sums.append((float(sum(values)), len(values)))
+        (self._batch, self._batch_n), (self._online, self._online_n), (self._served, self._served_n) = sums
         self._since_exact = 0

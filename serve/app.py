@@ -93,7 +93,7 @@ def create_app(states: CommittedStates, champion, metrics: ApiMetrics, refresh_s
         version="1",
     )
     stop = threading.Event()
-    forecasts: dict[str, tuple[tuple, dict]] = {}
+    forecasts: dict[str, tuple[tuple, bytes]] = {}  # per station: (its state's source, champion) and the encoded answer
     explainers: dict[str, object] = {}
     batcher = PredictionBatcher(lambda frame: champion.predict(frame))
 
@@ -195,16 +195,16 @@ def create_app(states: CommittedStates, champion, metrics: ApiMetrics, refresh_s
             return no_champion()
         key = (states.sources.get(station_id), champion.version)
         cached = forecasts.get(station_id)
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        record = forecast.next_hour(state)
-        if record is None:
-            return no_newest_hour(station_id)
-        body = await answer(state, record)
-        body["as_of"] = state.latest.event_time.isoformat()
-        body["weather"] = f"the weather of {state.latest.event_time.isoformat()} (the newest hour's)"
-        forecasts[station_id] = (key, body)
-        return body
+        if cached is None or cached[0] != key:
+            record = forecast.next_hour(state)
+            if record is None:
+                return no_newest_hour(station_id)
+            body = await answer(state, record)
+            body["as_of"] = state.latest.event_time.isoformat()
+            body["weather"] = f"the weather of {state.latest.event_time.isoformat()} (the newest hour's)"
+            # Encoded once, as FastAPI would encode the dict: a cached answer costs no encoding.
+            cached = forecasts[station_id] = (key, JSONResponse(body).body)
+        return Response(cached[1], media_type="application/json")
 
     @app.post("/predict", summary="An hour's predictions given the station's committed history")
     async def predict(request: Request):
